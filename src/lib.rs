@@ -1,0 +1,1 @@
+//! reservoice: an AI voice agent that phones a restaurant and books a table.
