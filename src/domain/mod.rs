@@ -1,0 +1,15 @@
+//! The nouns of the problem, valid by construction ("parse, don't validate").
+//!
+//! Everything that arrives from a person or a wire is parsed into one of these
+//! types once, at the edge; code further in trusts the type and never re-checks.
+
+pub mod outcome;
+pub mod phone;
+pub mod record;
+pub mod reservation;
+pub mod when;
+
+pub use outcome::{Outcome, OutcomeStatus};
+pub use phone::PhoneNumber;
+pub use record::{CallRecord, CallStatus, CallSummary, Speaker, TranscriptLine};
+pub use reservation::{FieldError, Flexibility, PartySize, Reservation, ReservationRequest, Slot};
