@@ -1,0 +1,452 @@
+//! Settings from flags, environment and `.env`, typed once at start-up.
+//!
+//! Secrets (the Twilio auth token, the OpenAI key, the API token) are held as
+//! `SecretString` so that `Debug` and logs can never show them. The public URL
+//! Twilio reaches us at is held in one place, [`PublicUrl`], from which both the
+//! TwiML we publish and the URLs we verify Twilio's signatures against derive.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use secrecy::SecretString;
+
+use crate::domain::PhoneNumber;
+
+/// A setting is missing or malformed; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required setting has no value.
+    #[error("missing {var}: set it in the environment, in .env, or with --{flag}")]
+    Missing {
+        /// Environment variable name.
+        var: &'static str,
+        /// Equivalent flag.
+        flag: &'static str,
+    },
+    /// A setting has a value that cannot be used.
+    #[error("{var} is invalid: {problem}")]
+    Invalid {
+        /// Environment variable name.
+        var: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The public base URL at which Twilio reaches this server (e.g. a tunnel).
+///
+/// Every URL handed to Twilio — and so every URL a Twilio signature is checked
+/// against — is derived here, never from request headers an attacker controls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    base: url::Url,
+}
+
+impl PublicUrl {
+    /// Parse `https://host[:port][/prefix]` (http is accepted for local runs).
+    pub fn parse(input: &str) -> Result<Self, ConfigError> {
+        let invalid = |problem: String| ConfigError::Invalid {
+            var: "PUBLIC_URL",
+            problem,
+        };
+        let mut base =
+            url::Url::parse(input.trim()).map_err(|e| invalid(format!("'{input}': {e}")))?;
+        if !matches!(base.scheme(), "https" | "http") {
+            return Err(invalid(format!(
+                "'{input}' must start with https:// (or http:// for local tests)"
+            )));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(invalid("must not have a query string or fragment".into()));
+        }
+        if base.host_str().is_none_or(|h| h.contains('_')) {
+            return Err(invalid(
+                "needs a host name without '_' (Twilio refuses those)".into(),
+            ));
+        }
+        let path = base.path().trim_end_matches('/').to_string();
+        base.set_path(&path);
+        Ok(PublicUrl { base })
+    }
+
+    fn join(&self, path: &str) -> String {
+        format!("{}{}", self.base.as_str().trim_end_matches('/'), path)
+    }
+
+    /// `https://host/twilio/status`: call progress callbacks.
+    pub fn status_callback(&self) -> String {
+        self.join("/twilio/status")
+    }
+
+    /// `https://host/twilio/stream-status`: Media Stream lifecycle callbacks.
+    pub fn stream_status_callback(&self) -> String {
+        self.join("/twilio/stream-status")
+    }
+
+    /// `wss://host/media-stream` (or `ws://` for an `http` base): the `<Stream url>`,
+    /// exactly as written in the TwiML and as signed by Twilio on the upgrade.
+    pub fn stream_url(&self) -> String {
+        let https = self.base.scheme() == "https";
+        let rest = self.join("/media-stream");
+        let without_scheme = rest.split_once("://").map(|x| x.1).unwrap_or(&rest);
+        format!("{}://{}", if https { "wss" } else { "ws" }, without_scheme)
+    }
+
+    /// The base as given (for messages).
+    pub fn as_str(&self) -> &str {
+        self.base.as_str()
+    }
+}
+
+/// Twilio account and REST settings.
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    /// `AC…` account SID.
+    pub account_sid: String,
+    /// The account's auth token: REST auth and signature key.
+    pub auth_token: SecretString,
+    /// Caller id for our calls (a Twilio number or verified caller id).
+    pub from_number: PhoneNumber,
+    /// REST base URL (`https://api.twilio.com`, or a simulator).
+    pub api_base: String,
+}
+
+/// OpenAI Realtime settings.
+#[derive(Debug, Clone)]
+pub struct RealtimeSettings {
+    /// Bearer key.
+    pub api_key: SecretString,
+    /// WebSocket endpoint, without `?model=`.
+    pub url: String,
+    /// Model name, sent as `?model=`.
+    pub model: String,
+    /// Output voice.
+    pub voice: String,
+    /// Model used to transcribe the callee.
+    pub transcription_model: String,
+}
+
+/// Timings of a live call.
+#[derive(Debug, Clone)]
+pub struct CallTimings {
+    /// If the callee says nothing for this long after answering, the agent speaks first.
+    pub greeting_wait: Duration,
+    /// After `finish_call`, hang up at the latest this long after the goodbye
+    /// audio was sent (when its mark never comes back).
+    pub goodbye_grace: Duration,
+    /// After `finish_call`, if the model says nothing for this long, hang up anyway.
+    pub goodbye_timeout: Duration,
+}
+
+impl Default for CallTimings {
+    fn default() -> Self {
+        CallTimings {
+            greeting_wait: Duration::from_secs(3),
+            goodbye_grace: Duration::from_secs(3),
+            goodbye_timeout: Duration::from_secs(8),
+        }
+    }
+}
+
+/// Everything `serve` needs, typed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Twilio side.
+    pub twilio: TwilioSettings,
+    /// Model side.
+    pub realtime: RealtimeSettings,
+    /// Where Twilio reaches us.
+    pub public_url: PublicUrl,
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Bearer token required on `/api/*` when set.
+    pub api_token: Option<SecretString>,
+    /// Call store URL (`sqlite://…`).
+    pub database_url: String,
+    /// Database and recordings live here.
+    pub data_dir: PathBuf,
+    /// Zone for reservations that name none.
+    pub timezone: Tz,
+    /// Turn off Twilio signature checks (local experiments only).
+    pub skip_signature: bool,
+    /// Largest party accepted.
+    pub max_party_size: u32,
+    /// Live-call timings.
+    pub timings: CallTimings,
+}
+
+/// The raw settings as flags and environment give them (see `cli::serve`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SettingsArgs {
+    /// Twilio account SID (AC…)
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    /// Twilio auth token
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    /// The Twilio number calls come from (E.164)
+    #[arg(long, env = "TWILIO_FROM_NUMBER")]
+    pub twilio_from_number: Option<String>,
+    /// Twilio REST base URL
+    #[arg(
+        long,
+        env = "TWILIO_API_BASE",
+        default_value = "https://api.twilio.com"
+    )]
+    pub twilio_api_base: String,
+    /// OpenAI API key
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+    /// OpenAI Realtime WebSocket endpoint
+    #[arg(
+        long,
+        env = "OPENAI_REALTIME_URL",
+        default_value = "wss://api.openai.com/v1/realtime"
+    )]
+    pub openai_realtime_url: String,
+    /// Realtime model
+    #[arg(
+        long,
+        env = "OPENAI_REALTIME_MODEL",
+        default_value = "gpt-realtime-2.1"
+    )]
+    pub openai_realtime_model: String,
+    /// Transcription model for the callee's speech
+    #[arg(
+        long,
+        env = "OPENAI_TRANSCRIPTION_MODEL",
+        default_value = "gpt-4o-mini-transcribe"
+    )]
+    pub openai_transcription_model: String,
+    /// Agent voice
+    #[arg(long, env = "RESERVOICE_VOICE", default_value = "marin")]
+    pub voice: String,
+    /// Public https URL at which Twilio reaches this server (e.g. a tunnel)
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Listen address
+    #[arg(long, env = "RESERVOICE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Bearer token required on /api/* (required on a non-loopback address)
+    #[arg(long, env = "RESERVOICE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Call store (sqlite://PATH); default: reservoice.db in the data dir
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory for the database and recordings
+    #[arg(long, env = "RESERVOICE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// IANA time zone of restaurants when a request names none (default: this machine's)
+    #[arg(long, env = "RESERVOICE_TIMEZONE")]
+    pub timezone: Option<String>,
+    /// Accept Twilio requests without a valid signature (local experiments only)
+    #[arg(long, env = "RESERVOICE_INSECURE_SKIP_SIGNATURE")]
+    pub insecure_skip_signature: bool,
+    /// Largest party size accepted
+    #[arg(long, env = "RESERVOICE_MAX_PARTY_SIZE", default_value_t = crate::domain::reservation::DEFAULT_MAX_PARTY)]
+    pub max_party_size: u32,
+}
+
+fn required(
+    value: &Option<String>,
+    var: &'static str,
+    flag: &'static str,
+) -> Result<String, ConfigError> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or(ConfigError::Missing { var, flag })
+}
+
+/// This machine's IANA zone, or UTC when it cannot be told.
+pub fn local_timezone() -> Tz {
+    iana_time_zone::get_timezone()
+        .ok()
+        .and_then(|name| name.parse().ok())
+        .unwrap_or(Tz::UTC)
+}
+
+/// The platform data directory (`~/.local/share/reservoice` on Linux).
+pub fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "reservoice")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".reservoice"))
+}
+
+impl SettingsArgs {
+    /// Check and type every setting; the first missing or bad one is named.
+    pub fn resolve(&self) -> Result<Settings, ConfigError> {
+        let account_sid = required(
+            &self.twilio_account_sid,
+            "TWILIO_ACCOUNT_SID",
+            "twilio-account-sid",
+        )?;
+        let auth_token = required(
+            &self.twilio_auth_token,
+            "TWILIO_AUTH_TOKEN",
+            "twilio-auth-token",
+        )?;
+        let from = required(
+            &self.twilio_from_number,
+            "TWILIO_FROM_NUMBER",
+            "twilio-from-number",
+        )?;
+        let from_number = PhoneNumber::parse(&from).map_err(|e| ConfigError::Invalid {
+            var: "TWILIO_FROM_NUMBER",
+            problem: e.to_string(),
+        })?;
+        let api_key = required(&self.openai_api_key, "OPENAI_API_KEY", "openai-api-key")?;
+        let public_url =
+            PublicUrl::parse(&required(&self.public_url, "PUBLIC_URL", "public-url")?)?;
+        let bind: SocketAddr = self.bind.parse().map_err(|e| ConfigError::Invalid {
+            var: "RESERVOICE_BIND",
+            problem: format!("'{}': {e} (expected e.g. 127.0.0.1:8080)", self.bind),
+        })?;
+        let api_token = self
+            .api_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_string()));
+        if api_token.is_none() && !bind.ip().is_loopback() {
+            return Err(ConfigError::Missing {
+                var: "RESERVOICE_API_TOKEN",
+                flag: "api-token (required when binding a non-loopback address)",
+            });
+        }
+        let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
+        let database_url = match &self.database_url {
+            Some(u) if !u.trim().is_empty() => u.trim().to_string(),
+            _ => format!("sqlite://{}", data_dir.join("reservoice.db").display()),
+        };
+        if !database_url.starts_with("sqlite:") {
+            return Err(ConfigError::Invalid {
+                var: "DATABASE_URL",
+                problem: "only sqlite:// is supported by this build".into(),
+            });
+        }
+        let timezone = match self
+            .timezone
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(z) => z.parse().map_err(|_| ConfigError::Invalid {
+                var: "RESERVOICE_TIMEZONE",
+                problem: format!("'{z}' is not an IANA zone"),
+            })?,
+            None => local_timezone(),
+        };
+        if !(1..=100).contains(&self.max_party_size) {
+            return Err(ConfigError::Invalid {
+                var: "RESERVOICE_MAX_PARTY_SIZE",
+                problem: "must be between 1 and 100".into(),
+            });
+        }
+        Ok(Settings {
+            twilio: TwilioSettings {
+                account_sid,
+                auth_token: SecretString::from(auth_token),
+                from_number,
+                api_base: self.twilio_api_base.trim_end_matches('/').to_string(),
+            },
+            realtime: RealtimeSettings {
+                api_key: SecretString::from(api_key),
+                url: self.openai_realtime_url.clone(),
+                model: self.openai_realtime_model.clone(),
+                voice: self.voice.clone(),
+                transcription_model: self.openai_transcription_model.clone(),
+            },
+            public_url,
+            bind,
+            api_token,
+            database_url,
+            data_dir,
+            timezone,
+            skip_signature: self.insecure_skip_signature,
+            max_party_size: self.max_party_size,
+            timings: CallTimings::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> SettingsArgs {
+        SettingsArgs {
+            twilio_account_sid: Some("ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into()),
+            twilio_auth_token: Some("12345678901234567890123456789012".into()),
+            twilio_from_number: Some("+15557654321".into()),
+            twilio_api_base: "https://api.twilio.com/".into(),
+            openai_api_key: Some("sk-test-secret".into()),
+            openai_realtime_url: "wss://api.openai.com/v1/realtime".into(),
+            openai_realtime_model: "gpt-realtime-2.1".into(),
+            openai_transcription_model: "gpt-4o-mini-transcribe".into(),
+            voice: "marin".into(),
+            public_url: Some("https://reservoice.example.com/".into()),
+            bind: "127.0.0.1:0".into(),
+            max_party_size: 20,
+            timezone: Some("Europe/Paris".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn urls_derive_from_the_public_base() {
+        let s = args().resolve().unwrap();
+        assert_eq!(
+            s.public_url.stream_url(),
+            "wss://reservoice.example.com/media-stream"
+        );
+        assert_eq!(
+            s.public_url.status_callback(),
+            "https://reservoice.example.com/twilio/status"
+        );
+        assert_eq!(s.twilio.api_base, "https://api.twilio.com");
+        let local = PublicUrl::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(local.stream_url(), "ws://127.0.0.1:8080/media-stream");
+        assert!(PublicUrl::parse("ftp://x").is_err());
+        assert!(PublicUrl::parse("https://x.example.com/?a=1").is_err());
+    }
+
+    #[test]
+    fn missing_credentials_name_the_variable() {
+        let mut a = args();
+        a.twilio_auth_token = None;
+        assert_eq!(a.resolve().unwrap_err().to_string(), "missing TWILIO_AUTH_TOKEN: set it in the environment, in .env, or with --twilio-auth-token");
+        let mut a = args();
+        a.openai_api_key = Some("  ".into());
+        assert!(a
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("OPENAI_API_KEY"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let s = args().resolve().unwrap();
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("12345678901234567890123456789012"));
+        assert!(!dump.contains("sk-test-secret"));
+    }
+
+    #[test]
+    fn public_bind_needs_an_api_token() {
+        let mut a = args();
+        a.bind = "0.0.0.0:8080".into();
+        assert!(a
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("RESERVOICE_API_TOKEN"));
+        a.api_token = Some("tok".into());
+        assert!(a.resolve().is_ok());
+    }
+}
