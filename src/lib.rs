@@ -1,3 +1,4 @@
 //! reservoice: an AI voice agent that phones a restaurant and books a table.
 pub mod config;
 pub mod domain;
+pub mod realtime;

@@ -1,0 +1,201 @@
+//! Opening a Realtime session over WebSocket and configuring it for a phone call.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::config::RealtimeSettings;
+
+/// A connected Realtime WebSocket.
+pub type RealtimeConnection = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The Realtime API could not be reached or refused us.
+#[derive(Debug, thiserror::Error)]
+pub enum RealtimeError {
+    /// The server answered the upgrade with an HTTP error (bad key, unknown model…).
+    #[error("the Realtime API refused the connection (HTTP {status})")]
+    Refused {
+        /// HTTP status of the refusal.
+        status: u16,
+    },
+    /// Network trouble, TLS, timeout.
+    #[error("cannot reach the Realtime API at {host}: {problem}")]
+    Unreachable {
+        /// Host we tried (never the key).
+        host: String,
+        /// What went wrong.
+        problem: String,
+    },
+    /// The configured URL is unusable.
+    #[error("OPENAI_REALTIME_URL is invalid: {0}")]
+    BadUrl(String),
+}
+
+/// `<url>?model=<model>` (or `&model=` when the URL already has a query).
+pub fn session_url(base: &str, model: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!(
+        "{base}{sep}model={}",
+        url::form_urlencoded::byte_serialize(model.as_bytes()).collect::<String>()
+    )
+}
+
+/// Connect, authenticated with the API key as a bearer token.
+pub async fn connect(settings: &RealtimeSettings) -> Result<RealtimeConnection, RealtimeError> {
+    let url = session_url(&settings.url, &settings.model);
+    let host = url::Url::parse(&url)
+        .map_err(|e| RealtimeError::BadUrl(e.to_string()))?
+        .host_str()
+        .unwrap_or("?")
+        .to_string();
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| RealtimeError::BadUrl(e.to_string()))?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {}", settings.api_key.expose_secret()))
+        .map_err(|_| {
+            RealtimeError::BadUrl("the API key contains characters not allowed in a header".into())
+        })?;
+    request.headers_mut().insert("Authorization", bearer);
+    let attempt = tokio_tungstenite::connect_async(request);
+    match tokio::time::timeout(Duration::from_secs(10), attempt).await {
+        Err(_) => Err(RealtimeError::Unreachable {
+            host,
+            problem: "timed out after 10 s".into(),
+        }),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            Err(RealtimeError::Refused {
+                status: response.status().as_u16(),
+            })
+        }
+        Ok(Err(e)) => Err(RealtimeError::Unreachable {
+            host,
+            problem: e.to_string(),
+        }),
+        Ok(Ok((ws, _))) => Ok(ws),
+    }
+}
+
+/// The `session.update` that sets a call up for telephony: mu-law both ways
+/// (Twilio's bytes pass through untouched), server VAD that interrupts the
+/// agent when the callee talks, transcripts of the callee, the voice, the
+/// brief as instructions and the agent's tools.
+pub fn session_update(
+    settings: &RealtimeSettings,
+    instructions: &str,
+    tools: serde_json::Value,
+) -> String {
+    json!({
+        "type": "session.update",
+        "event_id": "client_session_update_1",
+        "session": {
+            "type": "realtime",
+            "model": settings.model,
+            "output_modalities": ["audio"],
+            "instructions": instructions,
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcmu"},
+                    "transcription": {"model": settings.transcription_model},
+                    "turn_detection": {
+                        "type": "server_vad",
+                        "threshold": 0.5,
+                        "prefix_padding_ms": 300,
+                        "silence_duration_ms": 600,
+                        "create_response": true,
+                        "interrupt_response": true
+                    }
+                },
+                "output": {"format": {"type": "audio/pcmu"}, "voice": settings.voice}
+            },
+            "tools": tools,
+            "tool_choice": "auto"
+        }
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn settings() -> RealtimeSettings {
+        RealtimeSettings {
+            api_key: SecretString::from("sk-x".to_string()),
+            url: "wss://api.openai.com/v1/realtime".into(),
+            model: "gpt-realtime-2.1".into(),
+            voice: "marin".into(),
+            transcription_model: "gpt-4o-mini-transcribe".into(),
+        }
+    }
+
+    #[test]
+    fn url_carries_the_model() {
+        assert_eq!(
+            session_url("wss://api.openai.com/v1/realtime", "gpt-realtime-2.1"),
+            "wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1"
+        );
+        assert_eq!(
+            session_url("wss://x/realtime?api-version=1", "m"),
+            "wss://x/realtime?api-version=1&model=m"
+        );
+    }
+
+    #[test]
+    fn session_update_has_the_fixture_shape() {
+        let fixture: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/protocol/openai_session_update.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let ours: serde_json::Value =
+            serde_json::from_str(&session_update(&settings(), "brief", json!([]))).unwrap();
+        assert_eq!(ours["type"], fixture["type"]);
+        assert_eq!(ours["session"]["type"], "realtime");
+        assert_eq!(
+            ours["session"]["audio"]["input"]["format"],
+            fixture["session"]["audio"]["input"]["format"]
+        );
+        assert_eq!(
+            ours["session"]["audio"]["output"]["format"],
+            fixture["session"]["audio"]["output"]["format"]
+        );
+        assert_eq!(
+            ours["session"]["audio"]["input"]["turn_detection"]["type"],
+            "server_vad"
+        );
+        assert_eq!(
+            ours["session"]["audio"]["input"]["turn_detection"]["interrupt_response"],
+            true
+        );
+        assert_eq!(
+            ours["session"]["output_modalities"],
+            fixture["session"]["output_modalities"]
+        );
+        // every key we send exists in the validated fixture (no invented fields)
+        for key in ours["session"].as_object().unwrap().keys() {
+            assert!(
+                fixture["session"].get(key).is_some(),
+                "unexpected session key {key}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_a_clear_error() {
+        let mut s = settings();
+        s.url = "ws://127.0.0.1:9/v1/realtime".into();
+        let err = connect(&s).await.unwrap_err();
+        assert!(matches!(err, RealtimeError::Unreachable { .. }), "{err}");
+        assert!(!err.to_string().contains("sk-x"));
+    }
+}
