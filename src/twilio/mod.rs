@@ -1,0 +1,2 @@
+//! Everything Twilio.
+pub mod stream;
