@@ -1,1 +1,3 @@
 //! reservoice: an AI voice agent that phones a restaurant and books a table.
+
+pub mod twilio;
