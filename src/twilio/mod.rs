@@ -1,4 +1,5 @@
 //! The Twilio side of a call: placing and ending it over REST, the TwiML that opens the Media Stream, and webhook signature checks.
 
+pub mod rest;
 pub mod signature;
 pub mod twiml;
