@@ -1,4 +1,5 @@
 //! reservoice: an AI voice agent that phones a restaurant and books a table.
+pub mod agent;
 pub mod config;
 pub mod domain;
 pub mod realtime;

@@ -1,0 +1,132 @@
+//! The agent's instructions for one call, built from the reservation alone.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::Reservation;
+
+/// The system instructions the model is given for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brief(String);
+
+impl Brief {
+    /// Build the brief. `now` lets the agent know what "today" is at the
+    /// restaurant, so it can answer "which Wednesday?" correctly.
+    pub fn new(r: &Reservation, now: DateTime<Utc>) -> Brief {
+        let slot = &r.slot;
+        let today = now.with_timezone(&slot.timezone).date_naive();
+        let date_long = slot.date.format("%A %-d %B %Y").to_string();
+        let time_24 = slot.time.format("%H:%M").to_string();
+        let party = r.party_size.get();
+        let flex = r.flexibility.get();
+        let window = if flex == 0 {
+            format!(
+                "Only {time} is acceptable. If it is not available, do not book another time: ask which times they could offer, decline politely, and report those times as alternatives.",
+                time = slot.spoken_time()
+            )
+        } else {
+            let (earliest, latest) = slot.window(r.flexibility);
+            format!(
+                "If {time} is not available, ask for the closest time on the same day between {a} and {b} and accept it (that is the person's window, {flex} minutes either side). If only times outside that window are offered, decline politely and report them as alternatives.",
+                time = slot.spoken_time(),
+                a = earliest.format("%H:%M"),
+                b = latest.format("%H:%M"),
+            )
+        };
+        let callback = match &r.callback {
+            Some(cb) => format!("The callback number for {} is {} (read it digit by digit if asked).", r.customer_name, cb.as_str()),
+            None => "You have no callback number; if asked for a phone number, say the person will call back if needed.".to_string(),
+        };
+        let notes = match &r.notes {
+            Some(n) => format!(
+                "Special requests from {}: {}. Mention them once the booking is agreed.",
+                r.customer_name, n
+            ),
+            None => "There are no special requests.".to_string(),
+        };
+        let text = format!(
+            "You are an automated assistant making a phone call on behalf of {name}. You are calling the restaurant \"{restaurant}\" to book a table for {party} on {date_long} at {spoken_time} ({time_24}). Today at the restaurant is {today}.\n\
+\n\
+How to behave:\n\
+- This is an outbound phone call: the restaurant answers and speaks first. Wait for their greeting; if you hear nothing, greet them yourself.\n\
+- In your first sentence, say plainly that you are an automated assistant calling on behalf of {name}.\n\
+- Speak naturally and briefly: one or two short sentences per turn. Use the language the host speaks.\n\
+- Say the date as a day and date (\"{spoken_date}\"), never as \"tomorrow\".\n\
+- {window}\n\
+- The booking is under the name {name}. {callback} {notes}\n\
+- Never invent details you were not given (phone numbers, email addresses, card numbers, allergies, occasions). If asked for something you do not know, say you do not have it.\n\
+- If a phone menu answers, listen to the options and press the key for reservations or for speaking to a person with the send_dtmf tool. If you are put on hold or hear music, stay silent and wait.\n\
+- If an answering machine or voicemail greeting answers, do not leave a long message: call finish_call with status voicemail.\n\
+- When the outcome is clear, repeat the booking back once (day, time, party size, name) if a table was booked, then call finish_call with the outcome, and then say a short goodbye. Do not keep talking after the goodbye; the call ends when your goodbye has played.\n\
+- If the restaurant does not take reservations, or nothing is available, thank them, call finish_call with that status, and say goodbye.",
+            name = r.customer_name,
+            restaurant = r.restaurant_name,
+            spoken_time = slot.spoken_time(),
+            spoken_date = slot.spoken_date(),
+            today = today.format("%A %-d %B %Y"),
+        );
+        Brief(text)
+    }
+
+    /// The instructions text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::reservation::{RequestRules, ReservationRequest};
+    use chrono::TimeZone;
+
+    fn reservation(flex: Option<&str>, callback: Option<&str>) -> Reservation {
+        ReservationRequest {
+            to: "+15551234567".into(),
+            restaurant: "Chez Demo".into(),
+            party_size: 4,
+            date: "tomorrow".into(),
+            time: "7pm".into(),
+            name: "Alex Doe".into(),
+            flexibility: flex.map(Into::into),
+            callback: callback.map(Into::into),
+            notes: Some("window seat".into()),
+            timezone: Some("America/New_York".into()),
+        }
+        .into_reservation(
+            &RequestRules {
+                default_timezone: chrono_tz::Tz::UTC,
+                max_party_size: 20,
+            },
+            now(),
+        )
+        .unwrap()
+    }
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 15, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn brief_states_the_resolved_slot_and_the_disclosure() {
+        let b = Brief::new(&reservation(Some("30m"), Some("+15557654321")), now());
+        let t = b.as_str();
+        assert!(
+            t.contains("Wednesday 25 November 2026 at 7 PM (19:00)"),
+            "{t}"
+        );
+        assert!(t.contains("automated assistant calling on behalf of Alex Doe"));
+        assert!(t.contains("between 18:30 and 19:30"));
+        assert!(t.contains("+15557654321"));
+        assert!(t.contains("window seat"));
+        assert!(t.contains("Today at the restaurant is Tuesday 24 November 2026"));
+        assert!(!t.contains("tomorrow\n"));
+    }
+
+    #[test]
+    fn no_flexibility_and_no_callback_are_explicit() {
+        let t = Brief::new(&reservation(None, None), now())
+            .as_str()
+            .to_string();
+        assert!(t.contains("Only 7 PM is acceptable"));
+        assert!(t.contains("You have no callback number"));
+    }
+}
