@@ -1,5 +1,6 @@
 //! reservoice: an AI voice agent that phones a restaurant and books a table.
 pub mod agent;
+pub mod call;
 pub mod config;
 pub mod domain;
 pub mod realtime;
