@@ -4,4 +4,5 @@ pub mod call;
 pub mod config;
 pub mod domain;
 pub mod realtime;
+pub mod store;
 pub mod twilio;
