@@ -85,6 +85,11 @@ impl PublicUrl {
         self.join("/twilio/stream-status")
     }
 
+    /// `https://host/twilio/amd`: asynchronous answering-machine detection results.
+    pub fn amd_callback(&self) -> String {
+        self.join("/twilio/amd")
+    }
+
     /// `wss://host/media-stream` (or `ws://` for an `http` base): the `<Stream url>`,
     /// exactly as written in the TwiML and as signed by Twilio on the upgrade.
     pub fn stream_url(&self) -> String {

@@ -1,3 +1,22 @@
 //! One live call: the session that joins a Twilio Media Stream to a Realtime
 //! connection, playback tracking for barge-in, and the end of the call.
+
 pub mod playback;
+pub mod session;
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::store::CallStore;
+use crate::twilio::rest::TwilioClient;
+
+/// What every live call needs from the server (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    /// Settings (Realtime endpoint, timings, limits).
+    pub settings: Arc<Settings>,
+    /// Where records, transcripts and outcomes go.
+    pub store: CallStore,
+    /// To hang up or redirect the call.
+    pub twilio: TwilioClient,
+}

@@ -87,6 +87,38 @@ impl Playback {
         self.pending.is_empty()
     }
 
+    /// Whether some of `item_id`'s audio is still buffered at Twilio (or it
+    /// may still get more audio).
+    pub fn is_playing(&self, item_id: &str) -> bool {
+        self.items.iter().any(|i| i.item_id == item_id)
+    }
+
+    /// Milliseconds of `item_id` forwarded so far.
+    pub fn item_sent_ms(&self, item_id: &str) -> Option<u64> {
+        self.items
+            .iter()
+            .find(|i| i.item_id == item_id)
+            .map(Item::sent_ms)
+    }
+
+    /// Milliseconds of `item_id` heard by `clock_ms` (None if unknown or fully played).
+    pub fn heard_ms_of(&self, item_id: &str, clock_ms: u64) -> Option<u64> {
+        self.heard_ms(clock_ms)
+            .into_iter()
+            .find(|(id, _)| id == item_id)
+            .map(|(_, ms)| ms)
+    }
+
+    /// Milliseconds of audio forwarded but not yet heard, by `clock_ms`.
+    pub fn unplayed_ms(&self, clock_ms: u64) -> u64 {
+        let heard = self.heard_ms(clock_ms);
+        self.items
+            .iter()
+            .zip(heard)
+            .map(|(i, (_, h))| i.sent_ms().saturating_sub(h))
+            .sum()
+    }
+
     /// Record `bytes` of audio for `item_id` forwarded at audio clock `clock_ms`;
     /// returns the name of the mark to send right after it.
     pub fn audio_sent(&mut self, item_id: &str, bytes: u64, clock_ms: u64) -> String {

@@ -1,0 +1,817 @@
+//! The bridge: one task per call, one `select!` loop over Twilio frames, model
+//! events and timers.
+//!
+//! Audio is forwarded as the base64 text it arrived in, both ways; it is never
+//! decoded here. Transcript lines and the outcome go to a per-call writer task,
+//! so the database never stalls the audio.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use chrono::Utc;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tracing::{debug, info, warn, Instrument};
+
+use super::playback::{Echo, Playback};
+use super::CallContext;
+use crate::agent::tools::{self, ToolCall};
+use crate::agent::Brief;
+use crate::domain::reservation::ParameterError;
+use crate::domain::{Outcome, OutcomeStatus, Reservation, Speaker, TranscriptLine};
+use crate::realtime::events::{self as rt, ServerEvent};
+use crate::realtime::{self, RealtimeConnection};
+use crate::twilio::stream::{self as ts, StreamEvent};
+
+type TwilioSink = SplitSink<WebSocket, Message>;
+type TwilioStream = SplitStream<WebSocket>;
+type ModelSink = SplitSink<RealtimeConnection, WsMessage>;
+type ModelStream = SplitStream<RealtimeConnection>;
+
+/// How long Twilio has to send `start` after the upgrade.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes that must not stall the audio, applied in order by a writer task.
+enum Write {
+    Line(TranscriptLine),
+    Outcome(Outcome, bool),
+    Error(String),
+}
+
+/// Handle a Media Stream WebSocket from upgrade to close.
+pub async fn run(ctx: CallContext, socket: WebSocket) {
+    let (twilio_tx, mut twilio_rx) = socket.split();
+    let mut bad_frames = 0u64;
+    let start = match tokio::time::timeout(
+        START_TIMEOUT,
+        wait_for_start(&mut twilio_rx, &mut bad_frames),
+    )
+    .await
+    {
+        Ok(Some(start)) => start,
+        Ok(None) => {
+            warn!(bad_frames, "media stream closed before `start`");
+            return;
+        }
+        Err(_) => {
+            warn!(
+                bad_frames,
+                "no `start` within {START_TIMEOUT:?}; closing the media stream"
+            );
+            return;
+        }
+    };
+    let span = tracing::info_span!("call", call_sid = %start.call_sid);
+    run_call(ctx, start, twilio_tx, twilio_rx, bad_frames)
+        .instrument(span)
+        .await;
+}
+
+async fn wait_for_start(rx: &mut TwilioStream, bad_frames: &mut u64) -> Option<ts::Start> {
+    while let Some(msg) = rx.next().await {
+        let Ok(Message::Text(text)) = msg else {
+            match msg {
+                Ok(Message::Close(_)) | Err(_) => return None,
+                _ => continue,
+            }
+        };
+        match StreamEvent::parse(text.as_str()) {
+            Ok(StreamEvent::Connected { .. }) => info!("media stream connected"),
+            Ok(StreamEvent::Start { start, .. }) => return Some(start),
+            Ok(_) => *bad_frames += 1, // media before start, etc.
+            Err(_) => *bad_frames += 1,
+        }
+    }
+    None
+}
+
+async fn run_call(
+    ctx: CallContext,
+    start: ts::Start,
+    twilio_tx: TwilioSink,
+    twilio_rx: TwilioStream,
+    bad_frames: u64,
+) {
+    let call_sid = start.call_sid.clone();
+    let params: Vec<String> = start.custom_parameters.keys().cloned().collect();
+    info!(stream_sid = %start.stream_sid, call_sid = %call_sid, parameters = ?params, "media stream started");
+
+    // Defence in depth: the stream must carry the token we put in the TwiML.
+    let token_ok = match ctx.store.call_token(&call_sid).await {
+        Ok(Some(expected)) => start
+            .custom_parameters
+            .get("call_token")
+            .is_some_and(|got| crate::server::auth::constant_time_eq(got, &expected)),
+        Ok(None) => false,
+        Err(e) => {
+            warn!(error = %e, "cannot check the call token");
+            false
+        }
+    };
+    if !token_ok {
+        warn!("media stream refused: unknown call or wrong call token");
+        return;
+    }
+
+    let reservation =
+        match Reservation::from_parameters(&start.custom_parameters, ctx.settings.max_party_size) {
+            Ok(r) => r,
+            Err(e) => {
+                end_unusable(&ctx, &call_sid, e).await;
+                return;
+            }
+        };
+    info!(
+        restaurant = %reservation.restaurant_name,
+        to = %reservation.restaurant_phone.masked(),
+        party_size = reservation.party_size.get(),
+        date = %reservation.slot.date,
+        time = %reservation.slot.time.format("%H:%M"),
+        timezone = %reservation.slot.timezone.name(),
+        flexibility_min = reservation.flexibility.get(),
+        "agent briefed: {}",
+        reservation.summary()
+    );
+    if let Err(e) = ctx.store.stream_started(&call_sid).await {
+        warn!(error = %e, "cannot record the stream start");
+    }
+
+    let (writes, writer) = spawn_writer(ctx.clone(), call_sid.clone());
+    let brief = Brief::new(&reservation, Utc::now());
+    let model = match open_model(&ctx, &brief).await {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "Realtime API unavailable; ending the call politely");
+            let _ = writes.send(Write::Error(format!(
+                "the AI model could not be reached: {e}"
+            )));
+            let _ = writes.send(Write::Outcome(
+                Outcome::bare(
+                    OutcomeStatus::Failed,
+                    Some(format!("the AI model could not be reached: {e}")),
+                ),
+                true,
+            ));
+            apologise_and_hang_up(&ctx, &call_sid).await;
+            drop(writes);
+            let _ = writer.await;
+            return;
+        }
+    };
+    let (model_tx, model_rx) = model.split();
+    let mut bridge = Bridge {
+        ctx: ctx.clone(),
+        call_sid: call_sid.clone(),
+        stream_sid: start.stream_sid.clone(),
+        twilio_tx,
+        model_tx,
+        writes,
+        clock_ms: 0,
+        playback: Playback::default(),
+        active_response: None,
+        discarded: HashSet::new(),
+        response_had_audio: HashSet::new(),
+        item_started_at: HashMap::new(),
+        speech_started_at: HashMap::new(),
+        pending_agent_lines: HashMap::new(),
+        handled_tool_calls: HashSet::new(),
+        create_after_done: false,
+        finishing: None,
+        hangup_at: None,
+        hung_up: false,
+        heard_speech: false,
+        greeting_deadline: Some(Instant::now() + ctx.settings.timings.greeting_wait),
+        bad_frames,
+        truncate_seq: 0,
+    };
+    let end = bridge.run(twilio_rx, model_rx).await;
+    bridge.finish(end).await;
+    drop(bridge);
+    let _ = writer.await;
+    info!("call session ended");
+}
+
+fn spawn_writer(
+    ctx: CallContext,
+    call_sid: String,
+) -> (mpsc::UnboundedSender<Write>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
+    let handle = tokio::spawn(
+        async move {
+            while let Some(w) = rx.recv().await {
+                let result = match &w {
+                    Write::Line(line) => ctx.store.add_line(&call_sid, line).await,
+                    Write::Outcome(o, only_if_unsettled) => ctx
+                        .store
+                        .set_outcome(&call_sid, o, *only_if_unsettled)
+                        .await
+                        .map(|_| ()),
+                    Write::Error(e) => ctx.store.set_error(&call_sid, e).await,
+                };
+                if let Err(e) = result {
+                    warn!(error = %e, "call store write failed");
+                }
+            }
+        }
+        .in_current_span(),
+    );
+    (tx, handle)
+}
+
+async fn open_model(
+    ctx: &CallContext,
+    brief: &Brief,
+) -> Result<RealtimeConnection, realtime::RealtimeError> {
+    let settings = &ctx.settings.realtime;
+    let mut ws = realtime::connect(settings).await?;
+    let update = realtime::client::session_update(settings, brief.as_str(), tools::definitions());
+    ws.send(WsMessage::text(update))
+        .await
+        .map_err(|e| realtime::RealtimeError::Unreachable {
+            host: "realtime".into(),
+            problem: e.to_string(),
+        })?;
+    info!(model = %settings.model, voice = %settings.voice, "model session started");
+    Ok(ws)
+}
+
+/// A `start` without a usable reservation: record why, hang up.
+async fn end_unusable(ctx: &CallContext, call_sid: &str, e: ParameterError) {
+    warn!(error = %e, "the stream's parameters do not describe a reservation; hanging up");
+    let reason = format!("the call carried no usable reservation ({e})");
+    let _ = ctx.store.set_error(call_sid, &reason).await;
+    let _ = ctx
+        .store
+        .set_outcome(
+            call_sid,
+            &Outcome::bare(OutcomeStatus::Failed, Some(reason)),
+            true,
+        )
+        .await;
+    if let Err(e) = ctx.twilio.hang_up(call_sid).await {
+        warn!(error = %e, "hang-up failed");
+    }
+}
+
+/// Replace the call's TwiML with a short apology and a hang-up.
+async fn apologise_and_hang_up(ctx: &CallContext, call_sid: &str) {
+    let twiml = crate::twilio::twiml::say_and_hangup(
+        "Sorry, we are having a technical problem and will call back later. Goodbye.",
+    );
+    if let Err(e) = ctx.twilio.redirect_twiml(call_sid, &twiml).await {
+        warn!(error = %e, "could not redirect the call to the apology; hanging up");
+        let _ = ctx.twilio.hang_up(call_sid).await;
+    }
+}
+
+/// Why the loop ended.
+#[derive(Debug)]
+enum End {
+    /// Twilio sent `stop`.
+    Stopped,
+    /// Twilio's socket closed without `stop`.
+    TwilioClosed,
+    /// The model's socket closed or failed.
+    ModelLost(String),
+}
+
+/// After `finish_call`: waiting for the goodbye to be said and heard.
+struct Finishing {
+    /// The goodbye reply's audio is complete (its `response.done` came).
+    goodbye_sent: bool,
+}
+
+struct Bridge {
+    ctx: CallContext,
+    call_sid: String,
+    stream_sid: String,
+    twilio_tx: TwilioSink,
+    model_tx: ModelSink,
+    writes: mpsc::UnboundedSender<Write>,
+    /// Latest inbound `media.timestamp`: the call's audio clock (ms).
+    clock_ms: u64,
+    playback: Playback,
+    active_response: Option<String>,
+    /// Responses cut off by barge-in: their remaining audio is dropped.
+    discarded: HashSet<String>,
+    response_had_audio: HashSet<String>,
+    /// Audio clock when each agent item's first audio was forwarded.
+    item_started_at: HashMap<String, u64>,
+    /// `audio_start_ms` of each callee item.
+    speech_started_at: HashMap<String, u64>,
+    /// Agent lines waiting for their audio to be heard (or cut).
+    pending_agent_lines: HashMap<String, String>,
+    handled_tool_calls: HashSet<String>,
+    /// Send `response.create` when the current response is done (after a tool output).
+    create_after_done: bool,
+    finishing: Option<Finishing>,
+    hangup_at: Option<Instant>,
+    hung_up: bool,
+    heard_speech: bool,
+    greeting_deadline: Option<Instant>,
+    bad_frames: u64,
+    truncate_seq: u64,
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}
+
+impl Bridge {
+    async fn run(&mut self, mut twilio_rx: TwilioStream, mut model_rx: ModelStream) -> End {
+        loop {
+            let greeting = self.greeting_deadline.unwrap_or_else(far_future);
+            let hangup = self.hangup_at.unwrap_or_else(far_future);
+            tokio::select! {
+                frame = twilio_rx.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(end) = self.on_twilio(&text).await {
+                            return end;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None => return End::TwilioClosed,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        debug!(error = %e, "twilio socket error");
+                        return End::TwilioClosed;
+                    }
+                },
+                event = model_rx.next() => match event {
+                    Some(Ok(WsMessage::Text(text))) => self.on_model(text.as_str()).await,
+                    Some(Ok(WsMessage::Close(frame))) => return End::ModelLost(format!("the model closed the session ({frame:?})")),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return End::ModelLost(e.to_string()),
+                    None => return End::ModelLost("the model connection ended".into()),
+                },
+                _ = sleep_until(greeting), if self.greeting_deadline.is_some() => {
+                    self.greeting_deadline = None;
+                    if !self.heard_speech && self.active_response.is_none() {
+                        info!("no greeting from the callee; the agent speaks first");
+                        self.to_model(rt::response_create(None)).await;
+                    }
+                }
+                _ = sleep_until(hangup), if self.hangup_at.is_some() => {
+                    self.hangup_at = None;
+                    self.hang_up("goodbye played (or its grace period ran out)").await;
+                }
+            }
+        }
+    }
+
+    async fn to_twilio(&mut self, text: String) {
+        if let Err(e) = self
+            .twilio_tx
+            .send(Message::Text(Utf8Bytes::from(text)))
+            .await
+        {
+            debug!(error = %e, "send to twilio failed");
+        }
+    }
+
+    async fn to_model(&mut self, text: String) {
+        if let Err(e) = self.model_tx.send(WsMessage::text(text)).await {
+            debug!(error = %e, "send to model failed");
+        }
+    }
+
+    async fn on_twilio(&mut self, text: &str) -> Option<End> {
+        let event = match StreamEvent::parse(text) {
+            Ok(e) => e,
+            Err(_) => {
+                self.count_bad_frame();
+                return None;
+            }
+        };
+        match event {
+            StreamEvent::Media { media } => {
+                if let Some(ts) = media.timestamp_ms() {
+                    self.clock_ms = self.clock_ms.max(ts);
+                }
+                if !rt::is_base64_text(&media.payload) {
+                    self.count_bad_frame();
+                    return None;
+                }
+                let mut out = String::with_capacity(media.payload.len() + 56);
+                rt::input_audio_append(&media.payload, &mut out);
+                self.to_model(out).await;
+            }
+            StreamEvent::Mark { mark } => {
+                let echo = self.playback.mark_echoed(&mark.name, self.clock_ms);
+                if let Echo::Played { item_id, .. } = &echo {
+                    if !self.playback.is_playing(item_id) {
+                        self.flush_agent_line(item_id, None);
+                    }
+                }
+                if echo == Echo::Unknown {
+                    debug!(mark = %mark.name, "unknown mark echoed");
+                }
+                self.maybe_schedule_hangup();
+            }
+            StreamEvent::Dtmf { dtmf } => {
+                info!(digit = %dtmf.digit, "the callee pressed a key");
+                let note = format!(
+                    "(The restaurant pressed key {} on the phone keypad.)",
+                    dtmf.digit
+                );
+                self.to_model(rt::text_item("user", &note)).await;
+            }
+            StreamEvent::Stop {} => return Some(End::Stopped),
+            StreamEvent::Start { .. } | StreamEvent::Connected { .. } | StreamEvent::Other => {
+                self.count_bad_frame()
+            }
+        }
+        None
+    }
+
+    fn count_bad_frame(&mut self) {
+        self.bad_frames += 1;
+        if self.bad_frames == 1 {
+            warn!("ignoring a malformed or unexpected media stream frame (further ones are counted, not logged)");
+        }
+    }
+
+    async fn on_model(&mut self, text: &str) {
+        let event = match ServerEvent::parse(text) {
+            Ok(e) => e,
+            Err(e) => {
+                debug!(error = %e, "unparseable model event");
+                return;
+            }
+        };
+        match event {
+            ServerEvent::AudioDelta {
+                response_id,
+                item_id,
+                delta,
+                ..
+            } => {
+                if self.discarded.contains(response_id.as_ref()) || !rt::is_base64_text(&delta) {
+                    return;
+                }
+                self.greeting_deadline = None;
+                self.response_had_audio.insert(response_id.to_string());
+                let bytes = rt::base64_decoded_len(&delta) as u64;
+                self.item_started_at
+                    .entry(item_id.to_string())
+                    .or_insert(self.clock_ms);
+                let mark_name = self.playback.audio_sent(&item_id, bytes, self.clock_ms);
+                let mut media = String::with_capacity(delta.len() + 96);
+                ts::media(&self.stream_sid, &delta, &mut media);
+                let mark = ts::mark(&self.stream_sid, &mark_name);
+                // Feed both, flush once.
+                let sent = async {
+                    self.twilio_tx
+                        .feed(Message::Text(Utf8Bytes::from(media)))
+                        .await?;
+                    self.twilio_tx
+                        .feed(Message::Text(Utf8Bytes::from(mark)))
+                        .await?;
+                    self.twilio_tx.flush().await
+                }
+                .await;
+                if let Err(e) = sent {
+                    debug!(error = %e, "forwarding audio to twilio failed");
+                }
+            }
+            ServerEvent::AudioDone { item_id, .. } => self.playback.audio_done(&item_id),
+            ServerEvent::SpeechStarted {
+                audio_start_ms,
+                item_id,
+            } => {
+                self.heard_speech = true;
+                self.greeting_deadline = None;
+                self.speech_started_at
+                    .insert(item_id.to_string(), audio_start_ms);
+                self.barge_in().await;
+            }
+            ServerEvent::SpeechStopped { .. } => {}
+            ServerEvent::InputTranscriptionCompleted {
+                item_id,
+                transcript,
+            } => {
+                let text = transcript.trim();
+                if !text.is_empty() {
+                    let at_ms = self
+                        .speech_started_at
+                        .get(item_id.as_ref())
+                        .copied()
+                        .unwrap_or(self.clock_ms);
+                    info!(speaker = "callee", at_ms, "{text}");
+                    let _ = self.writes.send(Write::Line(TranscriptLine {
+                        speaker: Speaker::Callee,
+                        text: text.to_string(),
+                        at_ms,
+                    }));
+                }
+            }
+            ServerEvent::InputTranscriptionFailed { item_id, error } => {
+                debug!(item_id = %item_id, error = %error, "callee transcription failed");
+            }
+            ServerEvent::AudioTranscriptDone {
+                item_id,
+                transcript,
+                ..
+            } => {
+                let text = transcript.trim().to_string();
+                if text.is_empty() {
+                    return;
+                }
+                if self.playback.is_playing(&item_id) {
+                    self.pending_agent_lines.insert(item_id.to_string(), text);
+                } else {
+                    self.pending_agent_lines.insert(item_id.to_string(), text);
+                    self.flush_agent_line(&item_id, None);
+                }
+            }
+            ServerEvent::ResponseCreated { response } => {
+                self.active_response = Some(response.id.to_string());
+            }
+            ServerEvent::OutputItemDone { item, .. } => {
+                if item.kind == "function_call"
+                    && item.status.as_deref().unwrap_or("completed") == "completed"
+                {
+                    let (Some(call_id), Some(name)) =
+                        (item.call_id.as_deref(), item.name.as_deref())
+                    else {
+                        return;
+                    };
+                    let arguments = item.arguments.as_deref().unwrap_or("{}");
+                    self.on_tool_call(call_id.to_string(), name.to_string(), arguments.to_string())
+                        .await;
+                }
+            }
+            ServerEvent::ResponseDone { response } => {
+                let id = response.id.to_string();
+                self.discarded.remove(&id);
+                if self.active_response.as_deref() == Some(id.as_str()) {
+                    self.active_response = None;
+                }
+                // Tool calls missed as separate events still count (once per call_id).
+                for item in &response.output {
+                    if item.kind == "function_call" {
+                        if let (Some(call_id), Some(name)) =
+                            (item.call_id.as_deref(), item.name.as_deref())
+                        {
+                            if !self.handled_tool_calls.contains(call_id) {
+                                let arguments =
+                                    item.arguments.as_deref().unwrap_or("{}").to_string();
+                                self.on_tool_call(call_id.to_string(), name.to_string(), arguments)
+                                    .await;
+                            }
+                        }
+                    }
+                }
+                if let Some(f) = self.finishing.as_mut() {
+                    if self.response_had_audio.contains(&id) && !self.create_after_done {
+                        f.goodbye_sent = true;
+                    }
+                }
+                self.response_had_audio.remove(&id);
+                if self.create_after_done {
+                    self.create_after_done = false;
+                    self.to_model(rt::response_create(None)).await;
+                }
+                self.maybe_schedule_hangup();
+            }
+            ServerEvent::Error { error } => {
+                let code = error.code.as_deref().unwrap_or("");
+                match code {
+                    "conversation_already_has_active_response" | "response_cancel_not_active" => {
+                        debug!(code, "benign race with the model")
+                    }
+                    _ => {
+                        warn!(code, kind = ?error.kind, event_id = ?error.event_id, "model error: {}", error.message)
+                    }
+                }
+            }
+            ServerEvent::SessionCreated { .. } => debug!("model session created"),
+            ServerEvent::SessionUpdated { .. } => debug!("model session configured"),
+            ServerEvent::ItemTruncated {
+                item_id,
+                audio_end_ms,
+            } => debug!(item_id = %item_id, audio_end_ms, "truncated"),
+            ServerEvent::OutputItemAdded { .. }
+            | ServerEvent::FunctionCallArgumentsDone { .. }
+            | ServerEvent::Other => {}
+        }
+    }
+
+    /// The callee talks over the agent: stop the audio at once, and tell the
+    /// model how much of its reply was heard.
+    async fn barge_in(&mut self) {
+        let Some(cut) = self.playback.interrupt(self.clock_ms) else {
+            return;
+        };
+        let clear = ts::clear(&self.stream_sid);
+        self.to_twilio(clear).await;
+        if let Some(active) = self.active_response.clone() {
+            self.discarded.insert(active);
+        }
+        for (item_id, audio_end_ms) in &cut.truncates {
+            info!(item_id = %item_id, audio_end_ms, "barge-in: the callee spoke over the agent");
+            self.truncate_seq += 1;
+            let event_id = format!("client_truncate_{}", self.truncate_seq);
+            self.to_model(rt::item_truncate(&event_id, item_id, *audio_end_ms))
+                .await;
+            self.flush_agent_line(item_id, Some(*audio_end_ms));
+        }
+    }
+
+    /// Write an agent line once its audio has been heard (fully, or up to a cut).
+    fn flush_agent_line(&mut self, item_id: &str, heard_ms: Option<u64>) {
+        let Some(text) = self.pending_agent_lines.remove(item_id) else {
+            return;
+        };
+        let at_ms = self
+            .item_started_at
+            .get(item_id)
+            .copied()
+            .unwrap_or(self.clock_ms);
+        let text = match heard_ms {
+            Some(ms) => {
+                let total = self.playback.item_sent_ms(item_id).unwrap_or(ms).max(1);
+                cut_text(&text, ms, total)
+            }
+            None => text,
+        };
+        if text.is_empty() {
+            return;
+        }
+        info!(speaker = "agent", at_ms, "{text}");
+        let _ = self.writes.send(Write::Line(TranscriptLine {
+            speaker: Speaker::Agent,
+            text,
+            at_ms,
+        }));
+    }
+
+    async fn on_tool_call(&mut self, call_id: String, name: String, arguments: String) {
+        if !self.handled_tool_calls.insert(call_id.clone()) {
+            return;
+        }
+        let output = match ToolCall::parse(&name, &arguments) {
+            Ok(ToolCall::FinishCall(outcome)) => {
+                info!(status = %outcome.status, "outcome: {}", outcome.describe());
+                let _ = self.writes.send(Write::Outcome(outcome, false));
+                self.finishing = Some(Finishing {
+                    goodbye_sent: false,
+                });
+                self.hangup_at = Some(Instant::now() + self.ctx.settings.timings.goodbye_timeout);
+                json!({"recorded": true, "next": "Say a short goodbye now. The call ends after your goodbye."})
+            }
+            Ok(ToolCall::SendDtmf(digits)) => match self.send_dtmf(&digits).await {
+                Ok(()) => json!({"sent": digits}),
+                Err(e) => json!({"error": e}),
+            },
+            Err(e) => {
+                warn!(tool = %name, error = %e, "the model called a tool wrongly");
+                json!({"error": e.0})
+            }
+        };
+        self.to_model(rt::function_call_output(&call_id, &output))
+            .await;
+        if self.active_response.is_some() {
+            self.create_after_done = true;
+        } else {
+            self.to_model(rt::response_create(None)).await;
+        }
+    }
+
+    async fn send_dtmf(&mut self, digits: &str) -> Result<(), String> {
+        info!(digits, "pressing keys");
+        let audio = crate::audio::dtmf::tones(digits).map_err(|e| e.to_string())?;
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &audio);
+        let item_id = format!("dtmf_{digits}_{}", self.clock_ms);
+        let mark_name = self
+            .playback
+            .audio_sent(&item_id, audio.len() as u64, self.clock_ms);
+        self.playback.audio_done(&item_id);
+        let mut media = String::with_capacity(b64.len() + 96);
+        ts::media(&self.stream_sid, &b64, &mut media);
+        self.to_twilio(media).await;
+        let mark = ts::mark(&self.stream_sid, &mark_name);
+        self.to_twilio(mark).await;
+        Ok(())
+    }
+
+    /// Once the goodbye has been sent and every mark has come back, hang up
+    /// (with a short grace for the last words).
+    fn maybe_schedule_hangup(&mut self) {
+        let Some(f) = &self.finishing else { return };
+        if self.hung_up || !f.goodbye_sent {
+            return;
+        }
+        let grace = if self.playback.is_idle() {
+            Duration::from_millis(300)
+        } else {
+            self.ctx.settings.timings.goodbye_grace
+                + Duration::from_millis(self.playback.unplayed_ms(self.clock_ms))
+        };
+        let at = Instant::now() + grace;
+        if self.hangup_at.is_none_or(|h| at < h) || self.playback.is_idle() {
+            self.hangup_at = Some(at);
+        }
+    }
+
+    async fn hang_up(&mut self, why: &str) {
+        if self.hung_up {
+            return;
+        }
+        self.hung_up = true;
+        info!("hanging up: {why}");
+        let ctx = self.ctx.clone();
+        let call_sid = self.call_sid.clone();
+        tokio::spawn(
+            async move {
+                if let Err(e) = ctx.twilio.hang_up(&call_sid).await {
+                    warn!(error = %e, "hang-up through Twilio failed");
+                }
+            }
+            .in_current_span(),
+        );
+        // If Twilio does not end the stream soon, closing our side ends the call.
+        self.hangup_at = None;
+    }
+
+    async fn finish(&mut self, end: End) {
+        match &end {
+            End::Stopped => info!("media stream stopped (call ended)"),
+            End::TwilioClosed => info!("media stream closed without `stop`"),
+            End::ModelLost(why) => warn!("model connection lost mid-call: {why}"),
+        }
+        let pending: Vec<String> = self.pending_agent_lines.keys().cloned().collect();
+        for item in pending {
+            let heard = self.playback.heard_ms_of(&item, self.clock_ms);
+            self.flush_agent_line(&item, heard);
+        }
+        if let End::ModelLost(why) = &end {
+            let _ = self.writes.send(Write::Error(format!(
+                "the AI model connection dropped: {why}"
+            )));
+            let _ = self.writes.send(Write::Outcome(
+                Outcome::bare(
+                    OutcomeStatus::Failed,
+                    Some("the AI model connection dropped mid-call".to_string()),
+                ),
+                true,
+            ));
+            apologise_and_hang_up(&self.ctx, &self.call_sid).await;
+        } else {
+            let _ = self.writes.send(Write::Outcome(
+                Outcome::bare(
+                    OutcomeStatus::Failed,
+                    Some("the call ended before the agent reported an outcome".to_string()),
+                ),
+                true,
+            ));
+        }
+        if self.bad_frames > 0 {
+            warn!(
+                bad_frames = self.bad_frames,
+                "malformed or unexpected media stream frames were ignored"
+            );
+        }
+        let _ = self.model_tx.send(WsMessage::Close(None)).await;
+        let _ = self.twilio_tx.send(Message::Close(None)).await;
+    }
+}
+
+/// The words of `text` the callee heard when cut at `heard_ms` of `total_ms`
+/// (proportional, at a word boundary, marked with an ellipsis).
+pub fn cut_text(text: &str, heard_ms: u64, total_ms: u64) -> String {
+    if heard_ms >= total_ms {
+        return text.to_string();
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let keep = ((words.len() as u64 * heard_ms) / total_ms.max(1)) as usize;
+    if keep == 0 {
+        return String::new();
+    }
+    format!(
+        "{}…",
+        words[..keep.min(words.len())]
+            .join(" ")
+            .trim_end_matches([',', '.', ';'])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_text;
+
+    #[test]
+    fn cut_lines_keep_the_heard_words() {
+        assert_eq!(cut_text("one two three four", 500, 1000), "one two…");
+        assert_eq!(
+            cut_text("one two three four", 1000, 1000),
+            "one two three four"
+        );
+        assert_eq!(cut_text("one two, three four", 100, 1000), "");
+        assert_eq!(cut_text("one two, three four", 600, 1000), "one two…");
+    }
+}

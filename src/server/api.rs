@@ -1,0 +1,232 @@
+//! `/api/calls`: place a call, read records, follow a call live (SSE).
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use futures_util::Stream;
+use rand::distributions::{Alphanumeric, DistString};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{info, warn};
+
+use super::AppState;
+use crate::domain::reservation::RequestRules;
+use crate::domain::{CallStatus, FieldError, ReservationRequest};
+use crate::store::CallEvent;
+use crate::twilio::rest::{CreateCall, TwilioError};
+use crate::twilio::twiml;
+
+/// Status-callback events we ask Twilio for.
+const STATUS_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
+/// Seconds the restaurant's phone rings before Twilio gives up.
+const RING_TIMEOUT_SECS: u32 = 30;
+
+fn unprocessable(errors: Vec<FieldError>) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({"error": "invalid reservation request", "errors": errors})),
+    )
+        .into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    warn!(error = %e, "request failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"error": e.to_string()})),
+    )
+        .into_response()
+}
+
+/// `POST /api/calls`: validate, place the Twilio call with the reservation in
+/// the TwiML's stream parameters, store the record, answer `201` with it.
+pub async fn create_call(
+    State(state): State<AppState>,
+    body: Result<Json<ReservationRequest>, JsonRejection>,
+) -> Response {
+    let request = match body {
+        Ok(Json(r)) => r,
+        Err(rejection) => {
+            return unprocessable(vec![FieldError {
+                field: "body".into(),
+                message: rejection.body_text(),
+            }])
+        }
+    };
+    let settings = &state.settings;
+    let rules = RequestRules {
+        default_timezone: settings.timezone,
+        max_party_size: settings.max_party_size,
+    };
+    let reservation = match request.into_reservation(&rules, Utc::now()) {
+        Ok(r) => r,
+        Err(errors) => return unprocessable(errors),
+    };
+    let call_token = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
+    let mut parameters = reservation.to_parameters();
+    parameters.push(("call_token".to_string(), call_token.clone()));
+    let public = &settings.public_url;
+    let doc = match twiml::connect_stream(
+        &public.stream_url(),
+        Some(&public.stream_status_callback()),
+        &parameters,
+    ) {
+        Ok(doc) => doc,
+        Err(e) => {
+            return unprocessable(vec![FieldError {
+                field: "notes".into(),
+                message: format!("the reservation is too long to send: {e}"),
+            }])
+        }
+    };
+    let create = CreateCall {
+        to: reservation.restaurant_phone.as_str().to_string(),
+        from: settings.twilio.from_number.as_str().to_string(),
+        twiml: doc,
+        status_callback: Some(public.status_callback()),
+        status_callback_events: STATUS_EVENTS.iter().map(|s| s.to_string()).collect(),
+        timeout_secs: Some(RING_TIMEOUT_SECS),
+        ..Default::default()
+    };
+    info!(to = %reservation.restaurant_phone.masked(), "placing a call: {}", reservation.summary());
+    let call = match state.twilio.create_call(&create).await {
+        Ok(call) => call,
+        Err(e) => {
+            state.metrics.calls_refused.fetch_add(1, Ordering::Relaxed);
+            warn!(error = %e, "Twilio did not place the call");
+            let (status, code) = match &e {
+                TwilioError::Api { code, .. } => (StatusCode::BAD_GATEWAY, *code),
+                _ => (StatusCode::BAD_GATEWAY, None),
+            };
+            return (
+                status,
+                Json(json!({"error": e.to_string(), "twilio_code": code})),
+            )
+                .into_response();
+        }
+    };
+    state.metrics.calls_placed.fetch_add(1, Ordering::Relaxed);
+    info!(call_sid = %call.sid, "Twilio accepted the call");
+    if let Err(e) = state
+        .store
+        .insert(&call.sid, &reservation, &call_token, CallStatus::Queued)
+        .await
+    {
+        return internal(e);
+    }
+    match state.store.get(&call.sid).await {
+        Ok(Some(record)) => (StatusCode::CREATED, Json(record)).into_response(),
+        Ok(None) => internal("the call record vanished"),
+        Err(e) => internal(e),
+    }
+}
+
+/// Query of `GET /api/calls`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// How many (default 50, at most 500).
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/calls`: newest first.
+pub async fn list_calls(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+    match state.store.list(q.limit.unwrap_or(50).min(500)).await {
+        Ok(calls) => Json(calls).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+fn not_found(id: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": format!("no call with id {id}")})),
+    )
+        .into_response()
+}
+
+/// `GET /api/calls/{id}`: the record with its transcript.
+pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match state.store.get(&id).await {
+        Ok(Some(r)) => Json(r).into_response(),
+        Ok(None) => not_found(&id),
+        Err(e) => internal(e),
+    }
+}
+
+/// `GET /api/calls/{id}/events`: Server-Sent Events. First `snapshot` (the
+/// record so far), then `status`, `transcript`, `outcome` as they happen, and
+/// `finished` (with the final record) when the call is over.
+pub async fn call_events(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let mut rx = state.store.subscribe(&id);
+    let record = match state.store.get(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return not_found(&id),
+        Err(e) => return internal(e),
+    };
+    let store = state.store.clone();
+    let stream = async_stream(move |tx| async move {
+        let finished = record.is_finished();
+        let _ = tx.send(snapshot_event("snapshot", &record)).await;
+        if finished {
+            let _ = tx.send(snapshot_event("finished", &record)).await;
+            return;
+        }
+        loop {
+            match rx.recv().await {
+                Ok(CallEvent::Finished) | Err(RecvError::Closed) => {
+                    if let Ok(Some(r)) = store.get(&id).await {
+                        let _ = tx.send(snapshot_event("finished", &r)).await;
+                    }
+                    return;
+                }
+                Ok(event) => {
+                    let e = Event::default()
+                        .event(event.name())
+                        .json_data(&event)
+                        .unwrap_or_default();
+                    if tx.send(e).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    if let Ok(Some(r)) = store.get(&id).await {
+                        let _ = tx.send(snapshot_event("snapshot", &r)).await;
+                    }
+                }
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
+        .into_response()
+}
+
+fn snapshot_event(name: &str, record: &crate::domain::CallRecord) -> Event {
+    Event::default()
+        .event(name)
+        .json_data(record)
+        .unwrap_or_default()
+}
+
+/// A stream fed by a task through a small channel.
+fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(producer(tx));
+    futures_util::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
+}

@@ -1,0 +1,156 @@
+//! The HTTP surface: the router, start-up and shutdown.
+//!
+//! [`Application::build`] is the one function that makes the server from
+//! settings; `serve`, `demo` and the end-to-end tests all start exactly this.
+
+pub mod api;
+pub mod auth;
+pub mod media;
+pub mod metrics;
+pub mod webhooks;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::call::CallContext;
+use crate::config::Settings;
+use crate::store::CallStore;
+use crate::twilio::rest::TwilioClient;
+
+/// Shared by every handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Settings, typed.
+    pub settings: Arc<Settings>,
+    /// Call records.
+    pub store: CallStore,
+    /// Twilio REST.
+    pub twilio: TwilioClient,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    /// What a live call session needs.
+    pub fn call_context(&self) -> CallContext {
+        CallContext {
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            twilio: self.twilio.clone(),
+        }
+    }
+}
+
+/// A built server, bound to its port, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+/// Install the process-wide TLS crypto provider (ring) once; both reqwest and
+/// tokio-tungstenite use rustls.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Application {
+    /// Open the call store and build the router. `listener`: an already bound
+    /// socket (tests and `demo` bind port 0 first, so the public URL can name
+    /// the port); `None` binds `settings.bind`.
+    pub async fn build(
+        settings: Settings,
+        listener: Option<TcpListener>,
+    ) -> anyhow::Result<Application> {
+        use anyhow::Context;
+        install_crypto_provider();
+        let listener = match listener {
+            Some(l) => l,
+            None => TcpListener::bind(settings.bind)
+                .await
+                .with_context(|| format!("cannot listen on {}", settings.bind))?,
+        };
+        let store = CallStore::open(&settings.database_url)
+            .await
+            .context("cannot open the call store")?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("reservoice/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let twilio = TwilioClient::new(
+            http,
+            &settings.twilio.api_base,
+            &settings.twilio.account_sid,
+            settings.twilio.auth_token.clone(),
+        );
+        let state = AppState {
+            settings: Arc::new(settings),
+            store,
+            twilio,
+            metrics: Arc::new(metrics::Metrics::default()),
+        };
+        let router = router(state.clone());
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (tests use the store directly).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves, then stop accepting and finish open requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let store = self.state.store.clone();
+        let result = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        store.close().await;
+        result
+    }
+}
+
+/// The routes (see PRODUCT.md, HTTP surface).
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/calls", post(api::create_call).get(api::list_calls))
+        .route("/calls/{id}", get(api::get_call))
+        .route("/calls/{id}/events", get(api::call_events))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_token,
+        ));
+    Router::new()
+        .nest("/api", api)
+        .route("/twilio/status", post(webhooks::call_status))
+        .route("/twilio/stream-status", post(webhooks::stream_status))
+        .route("/twilio/amd", post(webhooks::amd_result))
+        .route("/media-stream", get(media::upgrade))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::render))
+        .route(
+            "/",
+            get(|| async { "reservoice is running. See /api/calls, /healthz and /metrics.\n" }),
+        )
+        .with_state(state)
+}
