@@ -2,6 +2,7 @@
 pub mod agent;
 pub mod audio;
 pub mod call;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod realtime;

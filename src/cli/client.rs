@@ -1,0 +1,130 @@
+//! The CLI's view of the server: `POST /api/calls`, records, and live events.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::domain::{CallRecord, CallSummary, FieldError, ReservationRequest};
+
+/// Something went wrong talking to the server; each kind maps to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server is not there.
+    #[error("cannot reach the reservoice server at {server} ({problem}); is `reservoice serve` running? (set RESERVOICE_SERVER or --server)")]
+    Unreachable {
+        /// Base URL tried.
+        server: String,
+        /// What failed.
+        problem: String,
+    },
+    /// Wrong or missing API token.
+    #[error("the server refused the API token (set RESERVOICE_API_TOKEN or --api-token)")]
+    Unauthorized,
+    /// The request was invalid (exit code 2).
+    #[error("invalid request:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<FieldError>),
+    /// Twilio refused to place the call (exit code 4).
+    #[error("{0}")]
+    CallNotPlaced(String),
+    /// No such call.
+    #[error("no call with id {0}")]
+    NotFound(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A small typed client for the server's API.
+#[derive(Clone)]
+pub struct ApiClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+/// One event from `GET /api/calls/{id}/events`.
+#[derive(Debug, Clone)]
+pub struct LiveEvent {
+    /// `snapshot`, `status`, `transcript`, `outcome`, `finished`.
+    pub name: String,
+    /// Its JSON payload.
+    pub data: Value,
+}
+
+impl ApiClient {
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        crate::server::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ClientError::Other(format!("cannot build an HTTP client: {e}")))?;
+        Ok(ApiClient { base: base.trim_end_matches('/').to_string(), token: token.filter(|t| !t.is_empty()), http })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            r = r.bearer_auth(t);
+        }
+        r
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> ClientError {
+        let problem = if e.is_connect() { "connection refused".to_string() } else if e.is_timeout() { "timed out".to_string() } else { e.to_string() };
+        ClientError::Unreachable { server: self.base.clone(), problem }
+    }
+
+    async fn check(&self, response: reqwest::Response, id: Option<&str>) -> Result<reqwest::Response, ClientError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let message = body["error"].as_str().unwrap_or("unexpected answer").to_string();
+        Err(match status {
+            StatusCode::UNAUTHORIZED => ClientError::Unauthorized,
+            StatusCode::NOT_FOUND => ClientError::NotFound(id.unwrap_or("?").to_string()),
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
+                let errors: Vec<FieldError> = serde_json::from_value(body["errors"].clone()).unwrap_or_else(|_| vec![FieldError { field: "request".into(), message: message.clone() }]);
+                ClientError::Invalid(errors)
+            }
+            StatusCode::BAD_GATEWAY => ClientError::CallNotPlaced(message),
+            other => ClientError::Other(format!("the server answered {other}: {message}")),
+        })
+    }
+
+    /// Ask the server to place a reservation call.
+    pub async fn create_call(&self, request: &ReservationRequest) -> Result<CallRecord, ClientError> {
+        let response = self.request(reqwest::Method::POST, "/api/calls").json(request).send().await.map_err(|e| self.unreachable(e))?;
+        let response = self.check(response, None).await?;
+        response.json().await.map_err(|e| ClientError::Other(format!("unreadable call record: {e}")))
+    }
+
+    /// One call's record.
+    pub async fn get_call(&self, id: &str) -> Result<CallRecord, ClientError> {
+        let response = self.request(reqwest::Method::GET, &format!("/api/calls/{id}")).send().await.map_err(|e| self.unreachable(e))?;
+        let response = self.check(response, Some(id)).await?;
+        response.json().await.map_err(|e| ClientError::Other(format!("unreadable call record: {e}")))
+    }
+
+    /// Recent calls.
+    pub async fn list_calls(&self, limit: u32) -> Result<Vec<CallSummary>, ClientError> {
+        let response = self.request(reqwest::Method::GET, &format!("/api/calls?limit={limit}")).send().await.map_err(|e| self.unreachable(e))?;
+        let response = self.check(response, None).await?;
+        response.json().await.map_err(|e| ClientError::Other(format!("unreadable call list: {e}")))
+    }
+
+    /// Follow a call's live events.
+    pub async fn events(&self, id: &str) -> Result<impl Stream<Item = Result<LiveEvent, ClientError>>, ClientError> {
+        let response = self.request(reqwest::Method::GET, &format!("/api/calls/{id}/events")).send().await.map_err(|e| self.unreachable(e))?;
+        let response = self.check(response, Some(id)).await?;
+        Ok(response.bytes_stream().eventsource().map(|e| match e {
+            Ok(ev) => Ok(LiveEvent { name: ev.event, data: serde_json::from_str(&ev.data).unwrap_or(Value::Null) }),
+            Err(e) => Err(ClientError::Other(format!("lost the live events: {e}"))),
+        }))
+    }
+}

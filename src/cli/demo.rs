@@ -1,0 +1,68 @@
+//! `reservoice demo`: a whole reservation call on this machine, simulated.
+
+use super::client::ApiClient;
+use super::render::exit;
+use crate::sim::rig::{Rig, RigOptions, ScenarioKind};
+
+/// Arguments of `demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Which conversation to simulate
+    #[arg(long, value_enum, default_value = "booked")]
+    pub scenario: ScenarioKind,
+    /// Print the final call record as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Also show the server's logs
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// OpenAI key: use the real Realtime API instead of the stand-in
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+}
+
+/// Run the demo; the exit code is what `call` would return.
+pub async fn run(args: DemoArgs) -> i32 {
+    super::init_logging(if args.verbose { "info" } else { "warn" });
+    let real_model = args.openai_api_key.as_deref().is_some_and(|k| !k.trim().is_empty());
+    if !args.json {
+        println!("SIMULATION — no real phone call is made.");
+        println!(
+            "A simulated telephone network and restaurant host (recorded speech) talk to the real reservoice server on this machine; the agent is {}.",
+            if real_model { "the real OpenAI Realtime model (OPENAI_API_KEY is set)" } else { "a scripted stand-in for the OpenAI Realtime API" }
+        );
+        println!();
+    }
+    let options = RigOptions {
+        scenario: args.scenario,
+        timezone: crate::config::local_timezone(),
+        openai_api_key: args.openai_api_key.filter(|k| !k.trim().is_empty()),
+        ..Default::default()
+    };
+    let rig = match Rig::start(options).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("reservoice: cannot start the simulation: {e:#}");
+            return exit::ERROR;
+        }
+    };
+    let code = match ApiClient::new(&rig.server_url, None) {
+        Ok(client) => match super::call::place_and_follow(&client, &rig.request(), args.json, false).await {
+            Ok((_, code)) => code,
+            Err(e) => {
+                eprintln!("reservoice: {e}");
+                super::call::error_code(&e)
+            }
+        },
+        Err(e) => {
+            eprintln!("reservoice: {e}");
+            exit::ERROR
+        }
+    };
+    if !args.json {
+        println!();
+        println!("(That was a simulation: the restaurant, the phone network{} were simulated on this machine.)", if real_model { "" } else { " and the AI model" });
+    }
+    rig.shutdown().await;
+    code
+}

@@ -1,0 +1,149 @@
+//! The terminal rendering of a live call: a spinner while it rings, each
+//! transcript line as it is spoken, then the outcome in plain words.
+
+use std::io::Write;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::client::{ApiClient, ClientError};
+use crate::domain::{CallRecord, CallStatus, OutcomeStatus, Speaker, TranscriptLine};
+
+/// Exit codes of `call` and `demo` (documented in the README).
+pub mod exit {
+    /// Booked (or an alternative inside the window).
+    pub const BOOKED: i32 = 0;
+    /// Anything unexpected.
+    pub const ERROR: i32 = 1;
+    /// Invalid input.
+    pub const INVALID: i32 = 2;
+    /// The call happened, no booking.
+    pub const NOT_BOOKED: i32 = 3;
+    /// The call did not happen (no answer, busy, failed, refused).
+    pub const NOT_COMPLETED: i32 = 4;
+}
+
+/// The exit code a finished record means.
+pub fn exit_code(record: &CallRecord) -> i32 {
+    if record.outcome.as_ref().is_some_and(|o| o.status.is_booking()) {
+        return exit::BOOKED;
+    }
+    match record.status {
+        CallStatus::Completed => exit::NOT_BOOKED,
+        CallStatus::InProgress if record.outcome.as_ref().is_some_and(|o| o.status != OutcomeStatus::InProgress) => exit::NOT_BOOKED,
+        _ => exit::NOT_COMPLETED,
+    }
+}
+
+fn who(speaker: Speaker) -> &'static str {
+    match speaker {
+        Speaker::Agent => "Agent     ",
+        Speaker::Callee => "Restaurant",
+    }
+}
+
+/// One transcript line as printed.
+pub fn line_text(line: &TranscriptLine) -> String {
+    let secs = line.at_ms / 1000;
+    format!("[{:02}:{:02}] {}  {}", secs / 60, secs % 60, who(line.speaker), line.text)
+}
+
+/// What a status means to a person waiting.
+fn status_words(status: CallStatus) -> &'static str {
+    match status {
+        CallStatus::Queued => "Placing the call…",
+        CallStatus::Initiated => "Dialling…",
+        CallStatus::Ringing => "Ringing…",
+        CallStatus::InProgress => "Connected.",
+        CallStatus::Completed => "Call ended.",
+        CallStatus::Busy => "Line busy.",
+        CallStatus::NoAnswer => "No answer.",
+        CallStatus::Failed => "Call failed.",
+        CallStatus::Canceled => "Call cancelled.",
+    }
+}
+
+/// Follow a call to its end, printing as it goes (unless `quiet`); returns the final record.
+pub async fn follow(client: &ApiClient, id: &str, quiet: bool) -> Result<CallRecord, ClientError> {
+    let spinner = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let s = ProgressBar::new_spinner();
+        s.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        s.enable_steady_tick(Duration::from_millis(100));
+        s.set_message("Placing the call…");
+        s
+    };
+    let mut printed = 0usize;
+    let print_line = |line: &TranscriptLine, spinner: &ProgressBar| {
+        if !quiet {
+            spinner.suspend(|| {
+                println!("{}", line_text(line));
+                let _ = std::io::stdout().flush();
+            });
+        }
+    };
+    let mut last: Option<CallRecord> = None;
+    let mut events = Box::pin(client.events(id).await?);
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                spinner.finish_and_clear();
+                return Err(e);
+            }
+        };
+        match event.name.as_str() {
+            "snapshot" | "finished" => {
+                let record: CallRecord = serde_json::from_value(event.data).map_err(|e| ClientError::Other(format!("unreadable record: {e}")))?;
+                for line in record.transcript.iter().skip(printed) {
+                    print_line(line, &spinner);
+                }
+                printed = printed.max(record.transcript.len());
+                if record.transcript.is_empty() {
+                    spinner.set_message(status_words(record.status));
+                }
+                let done = event.name == "finished";
+                last = Some(record);
+                if done {
+                    break;
+                }
+            }
+            "status" => {
+                if let Some(status) = event.data["status"].as_str().and_then(CallStatus::parse) {
+                    if status == CallStatus::InProgress {
+                        spinner.set_message("Connected — listening…");
+                    } else {
+                        spinner.set_message(status_words(status));
+                    }
+                }
+            }
+            "transcript" => {
+                if let Ok(line) = serde_json::from_value::<TranscriptLine>(event.data["line"].clone()) {
+                    print_line(&line, &spinner);
+                    printed += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    spinner.finish_and_clear();
+    match last {
+        Some(r) if r.is_finished() => Ok(r),
+        _ => client.get_call(id).await,
+    }
+}
+
+/// The outcome paragraph printed after the transcript.
+pub fn outcome_text(record: &CallRecord) -> String {
+    let mut out = String::new();
+    match &record.outcome {
+        Some(o) => out.push_str(&o.describe()),
+        None => out.push_str(&format!("No outcome recorded (call {}).", record.status.as_str())),
+    }
+    if let Some(e) = &record.error {
+        out.push_str(&format!("\nProblem: {e}"));
+    }
+    out
+}

@@ -1,0 +1,194 @@
+//! A whole telephone world on loopback: the real server (exactly what `serve`
+//! builds), the simulated Twilio network with its restaurant host, and the
+//! Realtime stand-in (or the real Realtime API when a key is given).
+//! `reservoice demo` and the end-to-end tests start one of these.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use chrono::{Duration, Utc};
+use chrono_tz::Tz;
+use rand::distributions::{Alphanumeric, DistString};
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use super::realtime::RealtimeSim;
+use super::scenario::{Booking, Scenario};
+use super::telephone::{Line, TelephoneConfig, TelephoneSim};
+use crate::config::SettingsArgs;
+use crate::domain::ReservationRequest;
+use crate::server::{AppState, Application};
+use crate::store::CallStore;
+
+/// Which conversation the restaurant and the stand-in model play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScenarioKind {
+    /// The table is free: booked.
+    Booked,
+    /// 19:00 is full, 19:30 is offered and taken.
+    Alternative,
+    /// The host talks over the agent's long introduction.
+    BargeIn,
+}
+
+/// How to build the rig.
+#[derive(Debug, Clone)]
+pub struct RigOptions {
+    /// The conversation.
+    pub scenario: ScenarioKind,
+    /// Numbers that are busy, unanswered or failing.
+    pub lines: HashMap<String, Line>,
+    /// The restaurants' zone (the reservation is "tomorrow at 7pm" there).
+    pub timezone: Tz,
+    /// Use the real Realtime API with this key instead of the stand-in.
+    pub openai_api_key: Option<String>,
+    /// Require this bearer token on `/api/*`.
+    pub api_token: Option<String>,
+    /// Ring time before the simulated restaurant answers (ms).
+    pub ring_ms: u64,
+}
+
+impl Default for RigOptions {
+    fn default() -> Self {
+        RigOptions {
+            scenario: ScenarioKind::Booked,
+            lines: HashMap::new(),
+            timezone: Tz::UTC,
+            openai_api_key: None,
+            api_token: None,
+            ring_ms: 1200,
+        }
+    }
+}
+
+/// A running simulated world.
+pub struct Rig {
+    /// `http://127.0.0.1:PORT` of the server.
+    pub server_url: String,
+    /// The server's address.
+    pub server_addr: SocketAddr,
+    /// The simulated Twilio.
+    pub phone: TelephoneSim,
+    /// The Realtime stand-in (None when the real API is used).
+    pub model: Option<RealtimeSim>,
+    /// The reservation facts the scenario expects.
+    pub booking: Booking,
+    /// The server's state (its call store).
+    pub state: AppState,
+    /// The Twilio auth token the world shares (to sign forged requests in tests).
+    pub auth_token: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+/// The simulated restaurant's number.
+pub const RESTAURANT_NUMBER: &str = "+15551234567";
+
+impl Rig {
+    /// Start everything on loopback ports chosen by the OS.
+    pub async fn start(options: RigOptions) -> anyhow::Result<Rig> {
+        let data_dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
+        let auth_token = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+        let account_sid = format!("AC{:032x}", rand::thread_rng().gen::<u128>());
+        let tomorrow = (Utc::now().with_timezone(&options.timezone) + Duration::days(1)).date_naive();
+        let booking = Booking {
+            restaurant: "Chez Demo".into(),
+            party_size: 4,
+            date: tomorrow.format("%Y-%m-%d").to_string(),
+            time: "19:00".into(),
+            spoken_date: tomorrow.format("%A %-d %B").to_string(),
+            name: "Alex Doe".into(),
+        };
+        let scenario = match options.scenario {
+            ScenarioKind::Booked => Scenario::booked(&booking),
+            ScenarioKind::Alternative => Scenario::alternative(&booking),
+            ScenarioKind::BargeIn => Scenario::barge_in(&booking),
+        };
+        let model_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
+        let (model, realtime_url, key) = match &options.openai_api_key {
+            Some(real) => (None, "wss://api.openai.com/v1/realtime".to_string(), real.clone()),
+            None => {
+                let sim = RealtimeSim::start(scenario.clone(), Some(model_key.clone())).await?;
+                let url = sim.url();
+                (Some(sim), url, model_key)
+            }
+        };
+        let phone = TelephoneSim::start(TelephoneConfig {
+            account_sid: account_sid.clone(),
+            auth_token: auth_token.clone(),
+            scenario,
+            lines: options.lines.clone(),
+            ring_ms: options.ring_ms,
+        })
+        .await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind a loopback port")?;
+        let server_addr = listener.local_addr()?;
+        let server_url = format!("http://{server_addr}");
+        let args = SettingsArgs {
+            twilio_account_sid: Some(account_sid),
+            twilio_auth_token: Some(auth_token.clone()),
+            twilio_from_number: Some("+15557654321".into()),
+            twilio_api_base: phone.api_base(),
+            openai_api_key: Some(key),
+            openai_realtime_url: realtime_url,
+            openai_realtime_model: "gpt-realtime-2.1".into(),
+            openai_transcription_model: "gpt-4o-mini-transcribe".into(),
+            voice: "marin".into(),
+            public_url: Some(server_url.clone()),
+            bind: server_addr.to_string(),
+            api_token: options.api_token.clone(),
+            database_url: Some(format!("sqlite://{}", data_dir.path().join("reservoice.db").display())),
+            data_dir: Some(data_dir.path().to_path_buf()),
+            timezone: Some(options.timezone.name().to_string()),
+            insecure_skip_signature: false,
+            max_party_size: 20,
+        };
+        let settings = args.resolve().context("simulated settings")?;
+        let app = Application::build(settings, Some(listener)).await?;
+        let state = app.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Rig { server_url, server_addr, phone, model, booking, state, auth_token, stop: Some(stop), server: Some(server), _data_dir: data_dir })
+    }
+
+    /// The request a person would make for the scenario's booking
+    /// (tomorrow at 7pm, 4 people, 30 minutes of flexibility).
+    pub fn request(&self) -> ReservationRequest {
+        ReservationRequest {
+            to: RESTAURANT_NUMBER.into(),
+            restaurant: self.booking.restaurant.clone(),
+            party_size: i64::from(self.booking.party_size),
+            date: "tomorrow".into(),
+            time: "7pm".into(),
+            name: self.booking.name.clone(),
+            flexibility: Some("30m".into()),
+            callback: Some("+15557654321".into()),
+            notes: Some("a quiet table if possible".into()),
+            timezone: None,
+        }
+    }
+
+    /// The call store.
+    pub fn store(&self) -> &CallStore {
+        &self.state.store
+    }
+
+    /// Stop the server and the simulators.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+        }
+        if let Some(model) = self.model.take() {
+            model.shutdown().await;
+        }
+        self.phone.shutdown().await;
+    }
+}
