@@ -1,1 +1,4 @@
 //! reservoice: an AI voice agent that phones a restaurant and books a table.
+
+pub mod audio;
+pub mod sim;
