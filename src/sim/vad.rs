@@ -59,6 +59,15 @@ impl Vad {
         }
     }
 
+    /// Change the parameters (after a `session.update`) keeping the audio
+    /// clock and the current speech state.
+    pub fn set_params(&mut self, threshold: f64, silence_duration_ms: u64, prefix_padding_ms: u64) {
+        let fresh = Vad::new(threshold, silence_duration_ms, prefix_padding_ms);
+        self.rms_threshold = fresh.rms_threshold;
+        self.silence_duration_ms = silence_duration_ms;
+        self.prefix_padding_ms = prefix_padding_ms;
+    }
+
     /// The audio clock: ms of audio pushed so far.
     pub fn audio_ms(&self) -> u64 {
         self.bytes / mulaw::BYTES_PER_MS as u64
