@@ -7,5 +7,6 @@ pub mod config;
 pub mod domain;
 pub mod realtime;
 pub mod server;
+pub mod sim;
 pub mod store;
 pub mod twilio;

@@ -1,0 +1,1894 @@
+//! A stand-in for Twilio on loopback: the REST API that places and controls
+//! calls, signed status callbacks, and the Media Stream WebSocket it opens to
+//! our server, with a scripted restaurant host on the line.
+//!
+//! What it checks on the product, the way Twilio would: HTTP Basic auth,
+//! E.164 `To`, the TwiML (`<Connect><Stream url>` with `<Parameter>`s, parsed
+//! with quick-xml), the `streamSid` on every message we send, base64 media.
+//! What it gives the product, the way Twilio does: callbacks signed with
+//! `X-Twilio-Signature` (twilio.md 6.1), a signed WebSocket upgrade (6.4),
+//! `connected`/`start`/real-time 20 ms `media` frames, a playback buffer for our
+//! audio that echoes `mark`s when played (or flushed by `clear`), and `stop`.
+//!
+//! Everything that happened is recorded in a [`SimCall`] for assertions.
+
+use crate::audio::mulaw;
+use crate::sim::scenario::{host_audio, Cue, Scenario};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// If neither the host nor the agent makes a sound for this long, the callee hangs up.
+pub const IDLE_HANGUP_MS: u64 = 20_000;
+/// Inbound frame length: 20 ms = 160 bytes of mu-law, as Twilio sends.
+const FRAME_BYTES: usize = 160;
+const FRAME_MS: u64 = 20;
+
+/// How the simulated Twilio account and its callees behave.
+pub struct TelephoneConfig {
+    /// Account SID the REST API accepts (HTTP Basic user) and reports.
+    pub account_sid: String,
+    /// Auth token: HTTP Basic password, and the key every signature uses.
+    pub auth_token: String,
+    /// What the host says on answered calls (and when).
+    pub scenario: Scenario,
+    /// Numbers that behave differently (default for unknown numbers: [`Line::Answer`]).
+    pub lines: HashMap<String, Line>,
+    /// How long a call rings before the line's outcome, in ms.
+    pub ring_ms: u64,
+}
+
+/// How a called number behaves.
+#[derive(Clone, Debug)]
+pub enum Line {
+    /// Picks up after `ring_ms`; the host follows the scenario.
+    Answer,
+    /// Busy signal: terminal `busy`.
+    Busy,
+    /// Rings out: terminal `no-answer`.
+    NoAnswer,
+    /// Cannot be placed: terminal `failed`.
+    Fail,
+}
+
+/// A `clear` the product sent, with what the callee had heard of the turn.
+#[derive(Clone, Debug)]
+pub struct Clear {
+    /// Stream clock (ms since the stream started) when the clear arrived.
+    pub at_stream_ms: u64,
+    /// Agent audio played in the current turn (since playback last started
+    /// from an empty buffer) when the clear arrived.
+    pub played_in_turn_ms: u64,
+}
+
+/// Everything recorded about one call.
+#[derive(Clone, Debug, Default)]
+pub struct SimCall {
+    /// `CA` + 32 hex.
+    pub call_sid: String,
+    /// Called number (`To`).
+    pub to: String,
+    /// Caller ID (`From`).
+    pub from: String,
+    /// The `Twiml` the call was created with.
+    pub twiml: String,
+    /// `<Stream url>` from the TwiML, if any.
+    pub stream_url: Option<String>,
+    /// `<Parameter>` name/value pairs, unescaped, in document order.
+    pub parameters: Vec<(String, String)>,
+    /// Status callbacks sent: (`CallStatus`, HTTP status our server answered; 0 = request failed).
+    pub status_callbacks: Vec<(String, u16)>,
+    /// HTTP status of the WebSocket upgrade (101 ok, 403 refused, ...), None if never tried or no HTTP answer.
+    pub upgrade_status: Option<u16>,
+    /// Every `clear` received.
+    pub clears: Vec<Clear>,
+    /// Number of `mark` echoes sent back.
+    pub marks_echoed: u64,
+    /// Every byte of outbound (agent) audio actually played, in order.
+    pub agent_audio: Vec<u8>,
+    /// How the call ended: `rest:completed`, `rest:canceled`, `rest:twiml`,
+    /// `callee`, `socket_closed`, `stream_failed`, `twiml_done`, `busy`,
+    /// `no-answer`, `failed`, `shutdown`.
+    pub ended_by: Option<String>,
+    /// `<Say>` texts from a TwiML redirect, or from the TwiML after
+    /// `</Connect>` when our server closed the stream.
+    pub say_texts: Vec<String>,
+    /// True once the call is over and every callback was sent.
+    pub ended: bool,
+    /// Current Twilio call status (`queued`, `ringing`, `in-progress`, `completed`, ...).
+    pub status: String,
+    /// Messages from our server ignored because malformed, of an unknown
+    /// event, or without the right `streamSid`.
+    pub ignored_messages: u64,
+    /// Inbound `media` frames sent to our server.
+    pub media_frames_sent: u64,
+    /// Host lines spoken so far (clip ids, in order).
+    pub host_lines_spoken: Vec<String>,
+}
+
+enum Control {
+    Hangup(&'static str),
+    Redirect(String),
+}
+
+struct CallEntry {
+    call: SimCall,
+    control: mpsc::UnboundedSender<Control>,
+    date_created: String,
+}
+
+struct Shared {
+    account_sid: String,
+    auth_token: String,
+    scenario: Scenario,
+    lines: HashMap<String, Line>,
+    ring_ms: u64,
+    calls: Mutex<Vec<CallEntry>>,
+    http: reqwest::Client,
+    cancel: CancellationToken,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The running Twilio stand-in (REST API on 127.0.0.1 plus one task per call).
+pub struct TelephoneSim {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl TelephoneSim {
+    /// Start the REST API on 127.0.0.1:0.
+    pub async fn start(config: TelephoneConfig) -> anyhow::Result<TelephoneSim> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .user_agent("TwilioProxy/1.1")
+            .no_proxy()
+            .build()?;
+        let shared = Arc::new(Shared {
+            account_sid: config.account_sid,
+            auth_token: config.auth_token,
+            scenario: config.scenario,
+            lines: config.lines,
+            ring_ms: config.ring_ms,
+            calls: Mutex::new(Vec::new()),
+            http,
+            cancel: CancellationToken::new(),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let app = Router::new()
+            .fallback(rest_handler)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let cancel = shared.cancel.clone();
+        let server = tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { cancel.cancelled().await })
+                .await;
+            if let Err(e) = result {
+                warn!(error = %e, "telephone sim server stopped with an error");
+            }
+        });
+        info!(%addr, "telephone sim listening");
+        Ok(TelephoneSim {
+            addr,
+            shared,
+            server,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, what the product uses as `TWILIO_API_BASE`.
+    pub fn api_base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Snapshot of every call so far, in creation order.
+    pub fn calls(&self) -> Vec<SimCall> {
+        lock(&self.shared.calls)
+            .iter()
+            .map(|c| c.call.clone())
+            .collect()
+    }
+
+    /// Wait until the call has ended and all its callbacks were sent; None on timeout or unknown sid.
+    pub async fn wait_ended(&self, call_sid: &str, timeout: Duration) -> Option<SimCall> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let call = lock(&self.shared.calls)
+                .iter()
+                .find(|c| c.call.call_sid == call_sid)
+                .map(|c| c.call.clone());
+            match call {
+                Some(c) if c.ended => return Some(c),
+                _ if Instant::now() >= deadline => return None,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// Stop listening and end every call task (no further callbacks are sent).
+    pub async fn shutdown(self) {
+        self.shared.cancel.cancel();
+        let tasks: Vec<_> = lock(&self.shared.tasks).drain(..).collect();
+        for mut t in tasks {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
+        }
+        let mut server = self.server;
+        if tokio::time::timeout(Duration::from_secs(2), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- signing
+
+/// `X-Twilio-Signature` for a request (twilio.md 6.1): base64(HMAC-SHA1(auth
+/// token, URL + every param name+value sorted by name, then value)). For a
+/// WebSocket upgrade pass no params (6.4). Exact duplicate name/value pairs
+/// count once, as in twilio-python.
+pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut data = String::from(url);
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    // HMAC accepts keys of any length; new_from_slice cannot fail for HMAC.
+    let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(auth_token.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+// ---------------------------------------------------------------- TwiML
+
+/// The parts of a TwiML document the simulator acts on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Twiml {
+    /// `<Connect><Stream>` (bidirectional) if present.
+    pub stream: Option<TwimlStream>,
+    /// `<Say>` texts before the `<Connect>` (or all of them if there is none).
+    pub says: Vec<String>,
+    /// `<Say>` texts after `</Connect>`: what Twilio says when our server closes the stream.
+    pub says_after_connect: Vec<String>,
+    /// A `<Hangup/>` is present.
+    pub hangup: bool,
+}
+
+/// A `<Stream>` element.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TwimlStream {
+    /// `url` attribute, unescaped, exactly as written (the URL Twilio signs).
+    pub url: String,
+    /// `statusCallback` attribute.
+    pub status_callback: Option<String>,
+    /// `<Parameter name value>` pairs, unescaped, in document order.
+    pub parameters: Vec<(String, String)>,
+}
+
+/// Parse TwiML with quick-xml (attribute values unescaped, including numeric
+/// references). Errors describe what is wrong, for logs and 400 answers.
+pub fn parse_twiml(xml: &str) -> Result<Twiml, String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut out = Twiml::default();
+    let mut stack: Vec<String> = Vec::new();
+    let mut seen_connect = false;
+    let mut say_text: Option<String> = None;
+    let mut root_seen = false;
+    loop {
+        let event = reader.read_event().map_err(|e| {
+            format!(
+                "TwiML is not well-formed XML at byte {}: {e}",
+                reader.error_position()
+            )
+        })?;
+        let (e, empty) = match &event {
+            Event::Start(e) => (Some(e.clone()), false),
+            Event::Empty(e) => (Some(e.clone()), true),
+            _ => (None, false),
+        };
+        if let Some(e) = e {
+            let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+            if !root_seen {
+                if name != "Response" {
+                    return Err(format!(
+                        "TwiML root element must be <Response>, found <{name}>"
+                    ));
+                }
+                root_seen = true;
+            }
+            let mut attrs: HashMap<String, String> = HashMap::new();
+            for a in e.attributes() {
+                let a = a.map_err(|e| format!("bad attribute in <{name}>: {e}"))?;
+                let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+                let value = a
+                    .unescape_value()
+                    .map_err(|e| format!("bad attribute value in <{name} {key}>: {e}"))?
+                    .into_owned();
+                attrs.insert(key, value);
+            }
+            let parent = stack.last().map(String::as_str);
+            match name.as_str() {
+                "Stream" if parent == Some("Connect") => {
+                    let url = attrs
+                        .get("url")
+                        .cloned()
+                        .ok_or_else(|| "<Stream> without url".to_string())?;
+                    out.stream = Some(TwimlStream {
+                        url,
+                        status_callback: attrs.get("statusCallback").cloned(),
+                        parameters: Vec::new(),
+                    });
+                }
+                "Parameter" if parent == Some("Stream") => {
+                    if let Some(s) = out.stream.as_mut() {
+                        let n = attrs.get("name").cloned().unwrap_or_default();
+                        let v = attrs.get("value").cloned().unwrap_or_default();
+                        s.parameters.push((n, v));
+                    }
+                }
+                "Connect" => seen_connect = true,
+                "Hangup" => out.hangup = true,
+                "Say" => {
+                    if empty {
+                        // <Say/> says nothing
+                    } else {
+                        say_text = Some(String::new());
+                    }
+                }
+                _ => {}
+            }
+            if !empty {
+                stack.push(name);
+            }
+            continue;
+        }
+        match event {
+            Event::Text(t) => {
+                if let Some(s) = say_text.as_mut() {
+                    let text = t
+                        .unescape()
+                        .map_err(|e| format!("bad text in <Say>: {e}"))?;
+                    s.push_str(&text);
+                }
+            }
+            Event::CData(t) => {
+                if let Some(s) = say_text.as_mut() {
+                    s.push_str(&String::from_utf8_lossy(&t));
+                }
+            }
+            Event::End(e) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                if name == "Say" {
+                    if let Some(text) = say_text.take() {
+                        if seen_connect {
+                            out.says_after_connect.push(text);
+                        } else {
+                            out.says.push(text);
+                        }
+                    }
+                }
+                stack.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !root_seen {
+        return Err("TwiML is empty".into());
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- REST
+
+fn new_sid(prefix: &str) -> String {
+    let mut rng = rand::thread_rng();
+    let hex: String = (0..32)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect();
+    format!("{prefix}{hex}")
+}
+
+fn rest_error(status: StatusCode, code: u32, message: &str) -> Response {
+    let body = json!({"code": code, "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"), "status": status.as_u16()});
+    (status, axum::Json(body)).into_response()
+}
+
+fn is_e164(n: &str) -> bool {
+    let Some(digits) = n.strip_prefix('+') else {
+        return false;
+    };
+    digits.len() >= 7
+        && digits.len() <= 15
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+fn formatted(n: &str) -> String {
+    match n.strip_prefix("+1") {
+        Some(d) if d.len() == 10 => format!("({}) {}-{}", &d[..3], &d[3..6], &d[6..]),
+        _ => n.to_string(),
+    }
+}
+
+fn rfc2822_now() -> String {
+    chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S +0000")
+        .to_string()
+}
+
+fn call_json(account_sid: &str, entry: &CallEntry) -> Value {
+    let c = &entry.call;
+    let base = format!("/2010-04-01/Accounts/{account_sid}/Calls/{}", c.call_sid);
+    let sub = |name: &str| format!("{base}/{name}.json");
+    json!({
+        "account_sid": account_sid,
+        "answered_by": null,
+        "api_version": "2010-04-01",
+        "caller_name": null,
+        "date_created": entry.date_created,
+        "date_updated": rfc2822_now(),
+        "direction": "outbound-api",
+        "duration": null,
+        "end_time": null,
+        "forwarded_from": null,
+        "from": c.from,
+        "from_formatted": formatted(&c.from),
+        "group_sid": null,
+        "parent_call_sid": null,
+        "phone_number_sid": "PNdddddddddddddddddddddddddddddddd",
+        "price": null,
+        "price_unit": "USD",
+        "sid": c.call_sid,
+        "start_time": null,
+        "status": c.status,
+        "subresource_uris": {
+            "notifications": sub("Notifications"), "recordings": sub("Recordings"),
+            "payments": sub("Payments"), "events": sub("Events"), "siprec": sub("Siprec"),
+            "streams": sub("Streams"), "transcriptions": sub("Transcriptions"),
+            "user_defined_message_subscriptions": sub("UserDefinedMessageSubscriptions"),
+            "user_defined_messages": sub("UserDefinedMessages")
+        },
+        "to": c.to,
+        "to_formatted": formatted(&c.to),
+        "trunk_sid": null,
+        "uri": format!("{base}.json"),
+        "queue_time": "0"
+    })
+}
+
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(value.trim()) else {
+        return false;
+    };
+    decoded == format!("{}:{}", shared.account_sid, shared.auth_token).as_bytes()
+}
+
+async fn rest_handler(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    let (account, rest) = match segments.as_slice() {
+        ["2010-04-01", "Accounts", account, rest @ ..] => (*account, rest),
+        _ => {
+            return rest_error(
+                StatusCode::NOT_FOUND,
+                20404,
+                "The requested resource was not found",
+            )
+        }
+    };
+    if !authorized(&shared, &headers) || account != shared.account_sid {
+        return rest_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let form: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(_) => {
+            return rest_error(
+                StatusCode::BAD_REQUEST,
+                20001,
+                "The request body is not valid form data",
+            )
+        }
+    };
+    match (method, rest) {
+        (Method::POST, ["Calls.json"]) => create_call(shared, form),
+        (Method::POST, ["Calls", call]) if call.ends_with(".json") => {
+            update_call(&shared, call.trim_end_matches(".json"), form)
+        }
+        (Method::GET, ["Calls", call]) if call.ends_with(".json") => {
+            let sid = call.trim_end_matches(".json");
+            let calls = lock(&shared.calls);
+            match calls.iter().find(|c| c.call.call_sid == sid) {
+                Some(entry) => (
+                    StatusCode::OK,
+                    axum::Json(call_json(&shared.account_sid, entry)),
+                )
+                    .into_response(),
+                None => rest_error(
+                    StatusCode::NOT_FOUND,
+                    20404,
+                    "The requested resource was not found",
+                ),
+            }
+        }
+        _ => rest_error(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The requested resource was not found",
+        ),
+    }
+}
+
+/// The request fields a call needs after creation.
+struct CreateParams {
+    status_callback: Option<String>,
+    status_callback_method: String,
+    events: Vec<String>,
+    twiml: Twiml,
+}
+
+fn create_call(shared: Arc<Shared>, form: Vec<(String, String)>) -> Response {
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(to) = get("To") else {
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            21201,
+            "No 'To' number is specified",
+        );
+    };
+    let Some(from) = get("From") else {
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            21603,
+            "A 'From' phone number is required.",
+        );
+    };
+    if !is_e164(&to) {
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            21211,
+            &format!("The 'To' number {to} is not a valid phone number."),
+        );
+    }
+    let Some(twiml_text) = get("Twiml") else {
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            21205,
+            "Twiml is required (this simulator does not fetch Url)",
+        );
+    };
+    if twiml_text.chars().count() > 4000 {
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            20001,
+            "Twiml exceeds the maximum length of 4000 characters",
+        );
+    }
+    let twiml = match parse_twiml(&twiml_text) {
+        Ok(t) => t,
+        Err(e) => {
+            return rest_error(
+                StatusCode::BAD_REQUEST,
+                12100,
+                &format!("Document parse failure: {e}"),
+            )
+        }
+    };
+    let params = CreateParams {
+        status_callback: get("StatusCallback"),
+        status_callback_method: get("StatusCallbackMethod").unwrap_or_else(|| "POST".into()),
+        events: form
+            .iter()
+            .filter(|(n, _)| n == "StatusCallbackEvent")
+            .flat_map(|(_, v)| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .collect(),
+        twiml: twiml.clone(),
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let call_sid = new_sid("CA");
+    let entry = CallEntry {
+        call: SimCall {
+            call_sid: call_sid.clone(),
+            to: to.clone(),
+            from,
+            twiml: twiml_text,
+            stream_url: twiml.stream.as_ref().map(|s| s.url.clone()),
+            parameters: twiml
+                .stream
+                .as_ref()
+                .map(|s| s.parameters.clone())
+                .unwrap_or_default(),
+            status: "queued".into(),
+            ..Default::default()
+        },
+        control: tx,
+        date_created: rfc2822_now(),
+    };
+    let body = call_json(&shared.account_sid, &entry);
+    lock(&shared.calls).push(entry);
+    info!(%call_sid, %to, "telephone sim: call created");
+    let task = tokio::spawn(run_call(shared.clone(), call_sid, params, rx));
+    lock(&shared.tasks).push(task);
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+fn update_call(shared: &Shared, sid: &str, form: Vec<(String, String)>) -> Response {
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let mut calls = lock(&shared.calls);
+    let Some(entry) = calls.iter_mut().find(|c| c.call.call_sid == sid) else {
+        return rest_error(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The requested resource was not found",
+        );
+    };
+    let mut body = call_json(&shared.account_sid, entry);
+    if let Some(twiml) = get("Twiml") {
+        if entry.call.ended {
+            return rest_error(
+                StatusCode::BAD_REQUEST,
+                21220,
+                "Call is not in-progress. Cannot redirect.",
+            );
+        }
+        if let Err(e) = parse_twiml(&twiml) {
+            return rest_error(
+                StatusCode::BAD_REQUEST,
+                12100,
+                &format!("Document parse failure: {e}"),
+            );
+        }
+        let _ = entry.control.send(Control::Redirect(twiml));
+    } else if let Some(status) = get("Status") {
+        let reason = match status.as_str() {
+            "completed" => "rest:completed",
+            "canceled" => "rest:canceled",
+            _ => {
+                return rest_error(
+                    StatusCode::BAD_REQUEST,
+                    20001,
+                    &format!("Invalid Status '{status}': expected completed or canceled"),
+                )
+            }
+        };
+        if !entry.call.ended {
+            let _ = entry.control.send(Control::Hangup(reason));
+            body["status"] = json!(status);
+        }
+    } else {
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            20001,
+            "Nothing to update: send Status, Twiml or Url",
+        );
+    }
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+// ---------------------------------------------------------------- the call
+
+fn update<R>(shared: &Shared, sid: &str, f: impl FnOnce(&mut SimCall) -> R) -> Option<R> {
+    let mut calls = lock(&shared.calls);
+    calls
+        .iter_mut()
+        .find(|c| c.call.call_sid == sid)
+        .map(|c| f(&mut c.call))
+}
+
+struct Callbacks {
+    url: Option<String>,
+    method: String,
+    events: Vec<String>,
+    seq: u32,
+}
+
+impl Callbacks {
+    /// Send the status callback for `event` (if subscribed; `completed` always)
+    /// and record it.
+    async fn send(
+        &mut self,
+        shared: &Shared,
+        call: &SimCall,
+        event: &str,
+        call_status: &str,
+        extra: &[(&str, String)],
+    ) {
+        let subscribed = if self.events.is_empty() {
+            event == "completed"
+        } else {
+            event == "completed" || self.events.iter().any(|e| e == event)
+        };
+        let Some(url) = self.url.clone().filter(|_| subscribed) else {
+            return;
+        };
+        let mut params: Vec<(String, String)> = [
+            ("AccountSid", shared.account_sid.clone()),
+            ("ApiVersion", "2010-04-01".into()),
+            ("CallSid", call.call_sid.clone()),
+            ("Called", call.to.clone()),
+            ("Caller", call.from.clone()),
+            ("Direction", "outbound-api".into()),
+            ("From", call.from.clone()),
+            ("To", call.to.clone()),
+            ("CallStatus", call_status.into()),
+            ("CallbackSource", "call-progress-events".into()),
+            ("SequenceNumber", self.seq.to_string()),
+            ("Timestamp", rfc2822_now()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        self.seq += 1;
+        let result = if self.method.eq_ignore_ascii_case("GET") {
+            let query = serde_urlencoded::to_string(&params).unwrap_or_default();
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let full = format!("{url}{sep}{query}");
+            let sig = signature(&shared.auth_token, &full, &[]);
+            shared
+                .http
+                .get(&full)
+                .header("X-Twilio-Signature", sig)
+                .send()
+                .await
+        } else {
+            let sig = signature(&shared.auth_token, &url, &params);
+            shared
+                .http
+                .post(&url)
+                .header("X-Twilio-Signature", sig)
+                .form(&params)
+                .send()
+                .await
+        };
+        let code = match result {
+            Ok(r) => r.status().as_u16(),
+            Err(e) => {
+                warn!(%url, error = %e, "telephone sim: status callback failed");
+                0
+            }
+        };
+        debug!(call = %call.call_sid, call_status, code, "telephone sim: status callback");
+        update(shared, &call.call_sid, |c| {
+            c.status_callbacks.push((call_status.to_string(), code))
+        });
+    }
+}
+
+async fn run_call(
+    shared: Arc<Shared>,
+    sid: String,
+    params: CreateParams,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    let mut cb = Callbacks {
+        url: params.status_callback.clone(),
+        method: params.status_callback_method.clone(),
+        events: params.events.clone(),
+        seq: 0,
+    };
+    let snapshot = |shared: &Shared| update(shared, &sid, |c| c.clone()).unwrap_or_default();
+    let set_status = |shared: &Shared, s: &str| {
+        update(shared, &sid, |c| c.status = s.to_string());
+    };
+
+    set_status(&shared, "initiated");
+    cb.send(&shared, &snapshot(&shared), "initiated", "initiated", &[])
+        .await;
+    set_status(&shared, "ringing");
+    cb.send(&shared, &snapshot(&shared), "ringing", "ringing", &[])
+        .await;
+
+    let line = shared
+        .lines
+        .get(&snapshot(&shared).to)
+        .cloned()
+        .unwrap_or(Line::Answer);
+    let ring = if matches!(line, Line::Fail) {
+        0
+    } else {
+        shared.ring_ms
+    };
+    let early: Option<(&str, &str)> = tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(ring)) => None,
+        ctrl = control.recv() => match ctrl {
+            Some(Control::Hangup(_)) | Some(Control::Redirect(_)) | None => Some(("canceled", "rest:canceled")),
+        },
+        _ = shared.cancel.cancelled() => Some(("canceled", "shutdown")),
+    };
+    let outcome = early.or(match line {
+        Line::Answer => None,
+        Line::Busy => Some(("busy", "busy")),
+        Line::NoAnswer => Some(("no-answer", "no-answer")),
+        Line::Fail => Some(("failed", "failed")),
+    });
+    if let Some((status, ended_by)) = outcome {
+        let sip = match status {
+            "busy" => "486",
+            "failed" => "404",
+            _ => "487",
+        };
+        finish(&shared, &sid, &mut cb, status, ended_by, 0, sip).await;
+        return;
+    }
+
+    set_status(&shared, "in-progress");
+    cb.send(&shared, &snapshot(&shared), "answered", "in-progress", &[])
+        .await;
+    let answered_at = Instant::now();
+    let ended_by = run_stream(&shared, &sid, &params.twiml, &mut control).await;
+    let secs = answered_at.elapsed().as_millis().div_ceil(1000) as u64;
+    finish(&shared, &sid, &mut cb, "completed", ended_by, secs, "200").await;
+}
+
+async fn finish(
+    shared: &Shared,
+    sid: &str,
+    cb: &mut Callbacks,
+    status: &str,
+    ended_by: &str,
+    secs: u64,
+    sip: &str,
+) {
+    update(shared, sid, |c| {
+        c.status = status.to_string();
+        c.ended_by = Some(ended_by.to_string());
+    });
+    if ended_by != "shutdown" {
+        let call = update(shared, sid, |c| c.clone()).unwrap_or_default();
+        let extra = [
+            ("CallDuration", secs.to_string()),
+            ("Duration", secs.div_ceil(60).to_string()),
+            ("SipResponseCode", sip.to_string()),
+        ];
+        cb.send(shared, &call, "completed", status, &extra).await;
+    }
+    update(shared, sid, |c| c.ended = true);
+    info!(call = sid, status, ended_by, "telephone sim: call ended");
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Per-stream playback and host state, advanced one 20 ms frame per tick.
+struct StreamState {
+    stream_sid: String,
+    call_sid: String,
+    account_sid: String,
+    seq: u64,
+    frames: u64,
+    buffer: VecDeque<u8>,
+    enqueued: u64,
+    played: u64,
+    marks: VecDeque<(u64, String)>,
+    playing: bool,
+    turn_played: u64,
+    agent_since_host: bool,
+    last_agent_end_ms: u64,
+    last_activity_ms: u64,
+    host_next: usize,
+    host_speaking: Option<(Vec<u8>, usize)>,
+    out: Vec<Value>,
+}
+
+impl StreamState {
+    fn stream_ms(&self) -> u64 {
+        self.frames * FRAME_MS
+    }
+
+    fn next_seq(&mut self) -> String {
+        self.seq += 1;
+        self.seq.to_string()
+    }
+
+    fn echo(&mut self, name: String) {
+        let seq = self.next_seq();
+        self.out.push(json!({"event": "mark", "sequenceNumber": seq,
+            "streamSid": self.stream_sid, "mark": {"name": name}}));
+    }
+
+    /// Should the host start its next line now?
+    fn cue_ready(&self, cue: &Cue) -> bool {
+        let now = self.stream_ms();
+        match cue {
+            Cue::Answer { after_ms } => now >= *after_ms,
+            Cue::AfterAgent { silence_ms } => {
+                self.agent_since_host
+                    && self.buffer.is_empty()
+                    && now >= self.last_agent_end_ms + silence_ms
+            }
+            Cue::Interrupt { after_heard_ms } => {
+                self.playing && self.turn_played / 8 >= *after_heard_ms
+            }
+        }
+    }
+
+    /// One 20 ms tick: host cue, inbound frame, playback, mark echoes.
+    /// Returns (agent bytes played, marks echoed, host line started).
+    fn tick(&mut self, scenario: &Scenario) -> (Vec<u8>, u64, Option<&'static str>) {
+        let mut started = None;
+        if self.host_speaking.is_none() {
+            if let Some(line) = scenario.host.get(self.host_next) {
+                if self.cue_ready(&line.cue) {
+                    self.host_speaking = Some((host_audio(line.clip), 0));
+                    self.host_next += 1;
+                    started = Some(line.clip);
+                }
+            }
+        }
+        let mut frame = [mulaw::SILENCE; FRAME_BYTES];
+        let now_ms = self.stream_ms();
+        if let Some((audio, pos)) = self.host_speaking.as_mut() {
+            let n = (audio.len() - *pos).min(FRAME_BYTES);
+            frame[..n].copy_from_slice(&audio[*pos..*pos + n]);
+            *pos += n;
+            self.last_activity_ms = now_ms;
+            if *pos >= audio.len() {
+                self.host_speaking = None;
+                self.agent_since_host = false;
+            }
+        }
+        let seq = self.next_seq();
+        let ts = self.stream_ms();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(frame);
+        self.out.push(json!({"event": "media", "sequenceNumber": seq,
+            "media": {"track": "inbound", "chunk": (self.frames + 1).to_string(), "timestamp": ts.to_string(), "payload": b64},
+            "streamSid": self.stream_sid}));
+
+        let n = self.buffer.len().min(FRAME_BYTES);
+        let played: Vec<u8> = self.buffer.drain(..n).collect();
+        if n > 0 {
+            if !self.playing {
+                self.playing = true;
+                self.turn_played = 0;
+            }
+            self.turn_played += n as u64;
+            self.played += n as u64;
+            self.agent_since_host = true;
+            self.last_activity_ms = self.stream_ms();
+        }
+        self.frames += 1;
+        if n > 0 {
+            self.last_agent_end_ms = self.stream_ms();
+        }
+        if self.buffer.is_empty() {
+            self.playing = false;
+        }
+        let mut echoed = 0;
+        while self
+            .marks
+            .front()
+            .is_some_and(|(pos, _)| *pos <= self.played)
+        {
+            if let Some((_, name)) = self.marks.pop_front() {
+                self.echo(name);
+                echoed += 1;
+            }
+        }
+        (played, echoed, started)
+    }
+
+    /// A text frame from our server. Returns `Some(clear)` for a clear,
+    /// Err(()) when the message was ignored.
+    fn on_message(&mut self, text: &str) -> Result<(u64, Option<Clear>), ()> {
+        let v: Value = serde_json::from_str(text).map_err(|_| ())?;
+        if v.get("streamSid").and_then(Value::as_str) != Some(self.stream_sid.as_str()) {
+            return Err(());
+        }
+        match v.get("event").and_then(Value::as_str) {
+            Some("media") => {
+                let payload = v
+                    .get("media")
+                    .and_then(|m| m.get("payload"))
+                    .and_then(Value::as_str)
+                    .ok_or(())?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(payload)
+                    .map_err(|_| ())?;
+                self.enqueued += bytes.len() as u64;
+                self.buffer.extend(bytes);
+                Ok((0, None))
+            }
+            Some("mark") => {
+                let name = v
+                    .get("mark")
+                    .and_then(|m| m.get("name"))
+                    .and_then(Value::as_str)
+                    .ok_or(())?
+                    .to_string();
+                if self.buffer.is_empty() {
+                    self.echo(name);
+                    Ok((1, None))
+                } else {
+                    self.marks.push_back((self.enqueued, name));
+                    Ok((0, None))
+                }
+            }
+            Some("clear") => {
+                let clear = Clear {
+                    at_stream_ms: self.stream_ms(),
+                    played_in_turn_ms: self.turn_played / 8,
+                };
+                self.buffer.clear();
+                self.played = self.enqueued;
+                self.playing = false;
+                let names: Vec<String> = self.marks.drain(..).map(|(_, n)| n).collect();
+                let n = names.len() as u64;
+                for name in names {
+                    self.echo(name);
+                }
+                Ok((n, Some(clear)))
+            }
+            _ => Err(()),
+        }
+    }
+}
+
+async fn flush(ws: &mut Ws, st: &mut StreamState) -> bool {
+    for v in st.out.drain(..) {
+        if ws
+            .send(WsMessage::Text(v.to_string().into()))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
+}
+
+async fn stop_and_close(ws: &mut Ws, st: &mut StreamState) {
+    let seq = st.next_seq();
+    st.out.push(json!({"event": "stop", "sequenceNumber": seq,
+        "stop": {"accountSid": st.account_sid, "callSid": st.call_sid}, "streamSid": st.stream_sid}));
+    let _ = flush(ws, st).await;
+    let _ = ws.close(None).await;
+    // Let the close handshake finish (bounded).
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+/// Open the Media Stream and run it until the call ends; returns `ended_by`.
+async fn run_stream(
+    shared: &Shared,
+    sid: &str,
+    twiml: &Twiml,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+) -> &'static str {
+    let Some(stream) = &twiml.stream else {
+        let says = twiml.says.clone();
+        update(shared, sid, |c| c.say_texts.extend(says));
+        return "twiml_done";
+    };
+    let says_after = twiml.says_after_connect.clone();
+    let mut req = match stream.url.as_str().into_client_request() {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(url = %stream.url, error = %e, "telephone sim: bad stream url");
+            update(shared, sid, |c| c.say_texts.extend(says_after));
+            return "stream_failed";
+        }
+    };
+    let sig = signature(&shared.auth_token, &stream.url, &[]);
+    if let Ok(h) = sig.parse() {
+        req.headers_mut().insert("X-Twilio-Signature", h);
+    }
+    let connect = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await;
+    let mut ws = match connect {
+        Ok(Ok((ws, resp))) => {
+            update(shared, sid, |c| {
+                c.upgrade_status = Some(resp.status().as_u16())
+            });
+            ws
+        }
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
+            let code = resp.status().as_u16();
+            warn!(url = %stream.url, code, "telephone sim: stream upgrade refused");
+            update(shared, sid, |c| {
+                c.upgrade_status = Some(code);
+                c.say_texts.extend(says_after);
+            });
+            return "stream_failed";
+        }
+        Ok(Err(e)) => {
+            warn!(url = %stream.url, error = %e, "telephone sim: stream connect failed");
+            update(shared, sid, |c| c.say_texts.extend(says_after));
+            return "stream_failed";
+        }
+        Err(_) => {
+            warn!(url = %stream.url, "telephone sim: stream connect timed out");
+            update(shared, sid, |c| c.say_texts.extend(says_after));
+            return "stream_failed";
+        }
+    };
+
+    let custom: serde_json::Map<String, Value> = stream
+        .parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let mut st = StreamState {
+        stream_sid: new_sid("MZ"),
+        call_sid: sid.to_string(),
+        account_sid: shared.account_sid.clone(),
+        seq: 0,
+        frames: 0,
+        buffer: VecDeque::new(),
+        enqueued: 0,
+        played: 0,
+        marks: VecDeque::new(),
+        playing: false,
+        turn_played: 0,
+        agent_since_host: false,
+        last_agent_end_ms: 0,
+        last_activity_ms: 0,
+        host_next: 0,
+        host_speaking: None,
+        out: Vec::new(),
+    };
+    st.out
+        .push(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}));
+    let seq = st.next_seq();
+    st.out.push(json!({"event": "start", "sequenceNumber": seq,
+        "start": {"accountSid": st.account_sid, "streamSid": st.stream_sid, "callSid": st.call_sid,
+                  "tracks": ["inbound"],
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                  "customParameters": custom},
+        "streamSid": st.stream_sid}));
+    if !flush(&mut ws, &mut st).await {
+        update(shared, sid, |c| c.say_texts.extend(says_after));
+        return "socket_closed";
+    }
+
+    let mut interval = tokio::time::interval(Duration::from_millis(FRAME_MS));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let scenario = &shared.scenario;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                let (played, echoed, started) = st.tick(scenario);
+                if let Some(clip) = started {
+                    debug!(call = sid, clip, at_ms = st.stream_ms(), "telephone sim: host speaks");
+                }
+                update(shared, sid, |c| {
+                    c.agent_audio.extend_from_slice(&played);
+                    c.marks_echoed += echoed;
+                    c.media_frames_sent += 1;
+                    if let Some(clip) = started {
+                        c.host_lines_spoken.push(clip.to_string());
+                    }
+                });
+                if !flush(&mut ws, &mut st).await {
+                    update(shared, sid, |c| c.say_texts.extend(says_after));
+                    return "socket_closed";
+                }
+                if st.stream_ms().saturating_sub(st.last_activity_ms) >= IDLE_HANGUP_MS {
+                    info!(call = sid, "telephone sim: 20 s of silence, the callee hangs up");
+                    stop_and_close(&mut ws, &mut st).await;
+                    return "callee";
+                }
+            }
+            msg = ws.next() => {
+                match msg {
+                    Some(Ok(WsMessage::Text(text))) => {
+                        match st.on_message(&text) {
+                            Ok((echoed, clear)) => {
+                                update(shared, sid, |c| {
+                                    c.marks_echoed += echoed;
+                                    c.clears.extend(clear);
+                                });
+                            }
+                            Err(()) => {
+                                debug!(call = sid, "telephone sim: ignored a message from our server");
+                                update(shared, sid, |c| c.ignored_messages += 1);
+                            }
+                        }
+                        if !flush(&mut ws, &mut st).await {
+                            update(shared, sid, |c| c.say_texts.extend(says_after));
+                            return "socket_closed";
+                        }
+                    }
+                    Some(Ok(WsMessage::Binary(_))) => {
+                        update(shared, sid, |c| c.ignored_messages += 1);
+                    }
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => {
+                        update(shared, sid, |c| c.say_texts.extend(says_after));
+                        return "socket_closed";
+                    }
+                    Some(Ok(_)) => {}
+                }
+            }
+            ctrl = control.recv() => {
+                match ctrl {
+                    Some(Control::Hangup(reason)) => {
+                        stop_and_close(&mut ws, &mut st).await;
+                        return reason;
+                    }
+                    Some(Control::Redirect(xml)) => {
+                        let says = parse_twiml(&xml).map(|t| t.says).unwrap_or_default();
+                        update(shared, sid, |c| c.say_texts.extend(says));
+                        stop_and_close(&mut ws, &mut st).await;
+                        return "rest:twiml";
+                    }
+                    None => {
+                        stop_and_close(&mut ws, &mut st).await;
+                        return "shutdown";
+                    }
+                }
+            }
+            _ = shared.cancel.cancelled() => {
+                stop_and_close(&mut ws, &mut st).await;
+                return "shutdown";
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scenario::Booking;
+    use axum::extract::ws::{Message as AxMessage, WebSocket, WebSocketUpgrade};
+    use axum::extract::State;
+    use axum::routing::{get, post};
+
+    const AC: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const TOKEN: &str = "12345678901234567890123456789012";
+    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/protocol");
+
+    fn fixture(name: &str) -> Value {
+        let text = std::fs::read_to_string(format!("{FIX}/{name}")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn pairs(v: &Value) -> Vec<(String, String)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_string(),
+                    p[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn signing_reproduces_the_fixtures() {
+        let ringing = fixture("http/callback_status_ringing.json");
+        let sig = signature(
+            TOKEN,
+            ringing["url"].as_str().unwrap(),
+            &pairs(&ringing["form"]),
+        );
+        assert_eq!(sig, ringing["headers"]["X-Twilio-Signature"]);
+        let completed = fixture("http/callback_status_completed.json");
+        let sig = signature(
+            TOKEN,
+            completed["url"].as_str().unwrap(),
+            &pairs(&completed["form"]),
+        );
+        assert_eq!(sig, completed["headers"]["X-Twilio-Signature"]);
+        let vectors = fixture("signature_vectors.json");
+        for v in vectors["vectors"].as_array().unwrap() {
+            if v.get("body").is_some_and(|b| !b.is_null()) {
+                continue;
+            }
+            let sig = signature(
+                v["auth_token"].as_str().unwrap(),
+                v["url"].as_str().unwrap(),
+                &pairs(&v["params"]),
+            );
+            assert_eq!(sig, v["expected_signature"], "vector {}", v["id"]);
+        }
+        let ws = vectors["vectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["id"] == "ws-upgrade")
+            .unwrap();
+        assert_eq!(
+            signature(TOKEN, ws["url"].as_str().unwrap(), &[]),
+            "YrVkHBLTW0mFfgTJ5hpNA+ZxJSw="
+        );
+    }
+
+    #[test]
+    fn twiml_parameters_match_the_start_fixture() {
+        let xml = std::fs::read_to_string(format!("{FIX}/twiml_expected.xml")).unwrap();
+        let t = parse_twiml(&xml).unwrap();
+        let s = t.stream.unwrap();
+        assert_eq!(s.url, "wss://reservoice.example.com/media-stream");
+        assert_eq!(
+            s.status_callback.as_deref(),
+            Some("https://reservoice.example.com/twilio/stream-status")
+        );
+        let start = fixture("twilio_start.json");
+        let expected: Vec<(String, String)> = start["start"]["customParameters"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        let mut got = s.parameters.clone();
+        let mut want = expected;
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(s.parameters[0].1, "Bob & Sue's \"Grill\" <Downtown>");
+
+        let redirect = fixture("http/rest_redirect_twiml_request.json");
+        let t = parse_twiml(redirect["form"][0][1].as_str().unwrap()).unwrap();
+        assert_eq!(t.says, vec!["Sorry, we have a technical problem. Goodbye."]);
+        assert!(t.hangup && t.stream.is_none());
+        let t = parse_twiml("<Response><Say>a&#10;b</Say><Connect><Stream url=\"wss://x/y\"><Parameter name=\"n\" value=\"l1&#10;l2&#09;\"/></Stream></Connect><Say>bye</Say></Response>").unwrap();
+        assert_eq!(t.says, vec!["a\nb"]);
+        assert_eq!(t.says_after_connect, vec!["bye"]);
+        assert_eq!(t.stream.unwrap().parameters[0].1, "l1\nl2\t");
+        assert!(parse_twiml("<Foo/>").is_err());
+        assert!(parse_twiml("").is_err());
+        assert!(parse_twiml("<Response><Connect><Stream/></Connect></Response>").is_err());
+    }
+
+    #[test]
+    fn e164_check() {
+        assert!(is_e164("+15551234567"));
+        assert!(!is_e164("+1555"));
+        assert!(!is_e164("15551234567"));
+        assert!(!is_e164("+05551234567"));
+        assert!(!is_e164("+1555123456x"));
+    }
+
+    // ------------------------------------------------------------ product stand-in
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mode {
+        /// On `start`: 1 s of media + a mark (and one message with a wrong streamSid).
+        Normal,
+        /// Refuse the upgrade with 403.
+        Refuse,
+        /// On `start`: 2 s of media + a mark; clear after 500 ms; close on the mark echo.
+        ClearThenClose,
+    }
+
+    #[derive(Default)]
+    struct Seen {
+        base: String,
+        callbacks: Vec<(Vec<(String, String)>, bool)>,
+        upgrade_sig_ok: Option<bool>,
+        events: Vec<Value>,
+        last_media_ts: u64,
+        loud_frames: u64,
+        mark_echo_ts: Option<u64>,
+        sent_audio: Vec<u8>,
+        closed: bool,
+    }
+
+    struct Product {
+        seen: Arc<Mutex<Seen>>,
+        mode: Mode,
+    }
+
+    async fn start_product(mode: Mode) -> (String, Arc<Mutex<Seen>>) {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let product = Arc::new(Product {
+            seen: seen.clone(),
+            mode,
+        });
+        let app = Router::new()
+            .route("/status", post(status_route))
+            .route("/media", get(media_route))
+            .with_state(product);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        lock(&seen).base = base.clone();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (base, seen)
+    }
+
+    async fn status_route(
+        State(p): State<Arc<Product>>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
+        let mut seen = lock(&p.seen);
+        let url = format!("http://{}/status", seen.base);
+        let sig = headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let ok = sig == signature(TOKEN, &url, &form);
+        seen.callbacks.push((form, ok));
+        StatusCode::NO_CONTENT
+    }
+
+    async fn media_route(
+        State(p): State<Arc<Product>>,
+        headers: HeaderMap,
+        ws: WebSocketUpgrade,
+    ) -> Response {
+        if p.mode == Mode::Refuse {
+            return StatusCode::FORBIDDEN.into_response();
+        }
+        {
+            let mut seen = lock(&p.seen);
+            let url = format!("ws://{}/media", seen.base);
+            let sig = headers
+                .get("x-twilio-signature")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            seen.upgrade_sig_ok = Some(sig == signature(TOKEN, &url, &[]));
+        }
+        ws.on_upgrade(move |socket| product_socket(socket, p))
+    }
+
+    async fn product_socket(mut socket: WebSocket, p: Arc<Product>) {
+        let mut sid = String::new();
+        let mut cleared = false;
+        while let Some(Ok(msg)) = socket.recv().await {
+            let AxMessage::Text(text) = msg else { continue };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let mut replies: Vec<Value> = Vec::new();
+            let mut close = false;
+            {
+                let mut seen = lock(&p.seen);
+                match v["event"].as_str().unwrap() {
+                    "start" => {
+                        sid = v["streamSid"].as_str().unwrap().to_string();
+                        let secs = if p.mode == Mode::ClearThenClose {
+                            2000
+                        } else {
+                            1000
+                        };
+                        let audio = crate::sim::voice::tone(440.0, secs, 0.3);
+                        seen.sent_audio = audio.clone();
+                        let b64 = base64::engine::general_purpose::STANDARD.encode(&audio);
+                        replies.push(
+                            json!({"event": "media", "streamSid": sid, "media": {"payload": b64}}),
+                        );
+                        replies.push(
+                            json!({"event": "mark", "streamSid": sid, "mark": {"name": "m1"}}),
+                        );
+                        replies.push(
+                            json!({"event": "mark", "streamSid": "MZwrong", "mark": {"name": "x"}}),
+                        );
+                    }
+                    "media" => {
+                        seen.last_media_ts =
+                            v["media"]["timestamp"].as_str().unwrap().parse().unwrap();
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(v["media"]["payload"].as_str().unwrap())
+                            .unwrap();
+                        assert_eq!(bytes.len(), 160);
+                        if mulaw::rms(&bytes) > 500.0 {
+                            seen.loud_frames += 1;
+                        }
+                        if p.mode == Mode::ClearThenClose && !cleared && seen.last_media_ts >= 500 {
+                            cleared = true;
+                            replies.push(json!({"event": "clear", "streamSid": sid}));
+                        }
+                    }
+                    "mark" => {
+                        seen.mark_echo_ts = Some(seen.last_media_ts);
+                        close = p.mode == Mode::ClearThenClose;
+                    }
+                    _ => {}
+                }
+                if v["event"] != "media" {
+                    seen.events.push(v);
+                }
+            }
+            for r in replies {
+                socket
+                    .send(AxMessage::Text(r.to_string().into()))
+                    .await
+                    .unwrap();
+            }
+            if close {
+                let _ = socket.send(AxMessage::Close(None)).await;
+                break;
+            }
+        }
+        lock(&p.seen).closed = true;
+    }
+
+    fn twiml(base: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect><Stream url=\"ws://{base}/media\"><Parameter name=\"call_token\" value=\"k7 &amp; &quot;z&quot;\" /><Parameter name=\"party_size\" value=\"4\" /></Stream></Connect><Say>Fallback</Say></Response>"
+        )
+    }
+
+    async fn sim(lines: HashMap<String, Line>) -> TelephoneSim {
+        TelephoneSim::start(TelephoneConfig {
+            account_sid: AC.into(),
+            auth_token: TOKEN.into(),
+            scenario: Scenario::booked(&Booking::demo()),
+            lines,
+            ring_ms: 100,
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn create(sim: &TelephoneSim, base: &str, to: &str, password: &str) -> reqwest::Response {
+        let form: Vec<(&str, String)> = vec![
+            ("To", to.into()),
+            ("From", "+15557654321".into()),
+            ("StatusCallback", format!("http://{base}/status")),
+            ("StatusCallbackEvent", "initiated".into()),
+            ("StatusCallbackEvent", "ringing".into()),
+            ("StatusCallbackEvent", "answered".into()),
+            ("StatusCallbackEvent", "completed".into()),
+            ("StatusCallbackMethod", "POST".into()),
+            ("Timeout", "30".into()),
+            ("Twiml", twiml(base)),
+        ];
+        reqwest::Client::new()
+            .post(format!(
+                "{}/2010-04-01/Accounts/{AC}/Calls.json",
+                sim.api_base()
+            ))
+            .basic_auth(AC, Some(password))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn update_call(
+        sim: &TelephoneSim,
+        sid: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/2010-04-01/Accounts/{AC}/Calls/{sid}.json",
+                sim.api_base()
+            ))
+            .basic_auth(AC, Some(TOKEN))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn wait_for(seen: &Arc<Mutex<Seen>>, what: impl Fn(&Seen) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !what(&lock(seen)) {
+            assert!(Instant::now() < deadline, "timed out");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn names(form: &[(String, String)]) -> Vec<String> {
+        form.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn telephone_sim_runs_a_call() {
+        let (base, seen) = start_product(Mode::Normal).await;
+        let sim = sim(HashMap::new()).await;
+        let resp = create(&sim, &base, "+15551234567", TOKEN).await;
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.unwrap();
+        let sid = body["sid"].as_str().unwrap().to_string();
+        assert!(sid.starts_with("CA") && sid.len() == 34);
+        assert_eq!(body["status"], "queued");
+        assert_eq!(body["direction"], "outbound-api");
+        let fixture_keys: Vec<String> = fixture("http/rest_create_call_response_201.json")
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let keys: Vec<String> = body.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, fixture_keys);
+
+        wait_for(&seen, |s| s.mark_echo_ts.is_some()).await;
+        let echo_ts = lock(&seen).mark_echo_ts.unwrap();
+        assert!(
+            (960..=1100).contains(&echo_ts),
+            "mark echoed at stream {echo_ts} ms"
+        );
+
+        let resp = update_call(&sim, &sid, &[("Status", "completed")]).await;
+        assert_eq!(resp.status(), 200);
+        let call = sim
+            .wait_ended(&sid, Duration::from_secs(5))
+            .await
+            .expect("call ended");
+        wait_for(&seen, |s| s.closed).await;
+
+        // Move everything out so no lock is held across the awaits below.
+        let seen = std::mem::take(&mut *lock(&seen));
+        // Callbacks: signed, in order, exactly the fixture parameter sets.
+        let statuses: Vec<(String, String)> = seen
+            .callbacks
+            .iter()
+            .map(|(f, _)| {
+                let get = |k: &str| f.iter().find(|(n, _)| n == k).unwrap().1.clone();
+                (get("CallStatus"), get("SequenceNumber"))
+            })
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("initiated", "0"),
+            ("ringing", "1"),
+            ("in-progress", "2"),
+            ("completed", "3"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(statuses, want);
+        assert!(
+            seen.callbacks.iter().all(|(_, ok)| *ok),
+            "every callback signed"
+        );
+        assert_eq!(
+            names(&seen.callbacks[1].0),
+            names(&pairs(
+                &fixture("http/callback_status_ringing.json")["form"]
+            ))
+        );
+        assert_eq!(
+            names(&seen.callbacks[3].0),
+            names(&pairs(
+                &fixture("http/callback_status_completed.json")["form"]
+            ))
+        );
+        assert_eq!(seen.upgrade_sig_ok, Some(true));
+
+        // Stream: connected, start (with parameters), ..., mark echo, stop.
+        assert_eq!(seen.events[0]["event"], "connected");
+        let start = &seen.events[1];
+        assert_eq!(start["event"], "start");
+        assert_eq!(start["sequenceNumber"], "1");
+        assert_eq!(start["start"]["callSid"], sid.as_str());
+        assert_eq!(start["start"]["accountSid"], AC);
+        assert_eq!(start["start"]["streamSid"], start["streamSid"]);
+        assert_eq!(start["start"]["tracks"], json!(["inbound"]));
+        assert_eq!(
+            start["start"]["mediaFormat"],
+            json!({"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1})
+        );
+        assert_eq!(
+            start["start"]["customParameters"],
+            json!({"call_token": "k7 & \"z\"", "party_size": "4"})
+        );
+        let mark = seen.events.iter().find(|e| e["event"] == "mark").unwrap();
+        assert_eq!(mark["mark"]["name"], "m1");
+        assert_eq!(mark["streamSid"], start["streamSid"]);
+        let stop = seen.events.last().unwrap();
+        assert_eq!(stop["event"], "stop");
+        assert_eq!(stop["stop"]["callSid"], sid.as_str());
+        assert!(
+            seen.loud_frames > 10,
+            "the host greeted ({} loud frames)",
+            seen.loud_frames
+        );
+
+        // What the simulator recorded.
+        assert_eq!(call.upgrade_status, Some(101));
+        assert_eq!(
+            call.stream_url.as_deref(),
+            Some(format!("ws://{base}/media").as_str())
+        );
+        assert_eq!(
+            call.parameters[0],
+            ("call_token".to_string(), "k7 & \"z\"".to_string())
+        );
+        assert_eq!(call.agent_audio, seen.sent_audio);
+        assert_eq!(call.marks_echoed, 1);
+        assert_eq!(call.ignored_messages, 1);
+        assert_eq!(call.ended_by.as_deref(), Some("rest:completed"));
+        assert_eq!(call.status, "completed");
+        assert!(call.say_texts.is_empty());
+        assert_eq!(call.host_lines_spoken, vec!["greeting"]);
+        let cbs: Vec<(&str, u16)> = call
+            .status_callbacks
+            .iter()
+            .map(|(s, c)| (s.as_str(), *c))
+            .collect();
+        assert_eq!(
+            cbs,
+            vec![
+                ("initiated", 204),
+                ("ringing", 204),
+                ("in-progress", 204),
+                ("completed", 204)
+            ]
+        );
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn telephone_sim_rest_errors_and_lines() {
+        let (base, seen) = start_product(Mode::Normal).await;
+        let lines = HashMap::from([
+            ("+15550000001".to_string(), Line::Busy),
+            ("+15550000002".to_string(), Line::NoAnswer),
+            ("+15550000003".to_string(), Line::Fail),
+        ]);
+        let sim = sim(lines).await;
+        let resp = create(&sim, &base, "+15551234567", "wrong-token").await;
+        assert_eq!(resp.status(), 401);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], 20003);
+        assert_eq!(body["status"], 401);
+        let resp = create(&sim, &base, "+1555", TOKEN).await;
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body, fixture("http/rest_error_400.json"));
+        let resp = update_call(
+            &sim,
+            "CA00000000000000000000000000000000",
+            &[("Status", "completed")],
+        )
+        .await;
+        assert_eq!(resp.status(), 404);
+        assert_eq!(resp.json::<Value>().await.unwrap()["code"], 20404);
+
+        for (to, status) in [
+            ("+15550000001", "busy"),
+            ("+15550000002", "no-answer"),
+            ("+15550000003", "failed"),
+        ] {
+            let body: Value = create(&sim, &base, to, TOKEN).await.json().await.unwrap();
+            let sid = body["sid"].as_str().unwrap();
+            let call = sim.wait_ended(sid, Duration::from_secs(5)).await.unwrap();
+            let cbs: Vec<&str> = call
+                .status_callbacks
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect();
+            assert_eq!(cbs, vec!["initiated", "ringing", status], "{to}");
+            assert_eq!(call.upgrade_status, None);
+            assert_eq!(call.ended_by.as_deref(), Some(status));
+        }
+        // Canceled while ringing.
+        let body: Value = create(&sim, &base, "+15551234567", TOKEN)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let sid = body["sid"].as_str().unwrap();
+        update_call(&sim, sid, &[("Status", "canceled")]).await;
+        let call = sim.wait_ended(sid, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(call.status_callbacks.last().unwrap().0, "canceled");
+        assert_eq!(call.ended_by.as_deref(), Some("rest:canceled"));
+        assert!(lock(&seen).callbacks.iter().all(|(_, ok)| *ok));
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn telephone_sim_refused_upgrade_ends_the_call() {
+        let (base, _seen) = start_product(Mode::Refuse).await;
+        let sim = sim(HashMap::new()).await;
+        let body: Value = create(&sim, &base, "+15551234567", TOKEN)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let call = sim
+            .wait_ended(body["sid"].as_str().unwrap(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(call.upgrade_status, Some(403));
+        assert_eq!(call.ended_by.as_deref(), Some("stream_failed"));
+        assert_eq!(call.status_callbacks.last().unwrap().0, "completed");
+        assert_eq!(call.say_texts, vec!["Fallback"]);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn telephone_sim_clear_flushes_and_socket_close_ends() {
+        let (base, seen) = start_product(Mode::ClearThenClose).await;
+        let sim = sim(HashMap::new()).await;
+        let body: Value = create(&sim, &base, "+15551234567", TOKEN)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let call = sim
+            .wait_ended(body["sid"].as_str().unwrap(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(call.ended_by.as_deref(), Some("socket_closed"));
+        assert_eq!(call.clears.len(), 1);
+        let clear = &call.clears[0];
+        assert!((400..=700).contains(&clear.played_in_turn_ms), "{clear:?}");
+        assert_eq!(call.marks_echoed, 1);
+        // the mark came back right after the clear, long before 2 s of playback
+        let echo_ts = lock(&seen).mark_echo_ts.unwrap();
+        assert!(echo_ts < 800, "{echo_ts}");
+        assert_eq!(call.agent_audio.len() as u64, clear.played_in_turn_ms * 8);
+        assert_eq!(
+            call.agent_audio[..],
+            lock(&seen).sent_audio[..call.agent_audio.len()]
+        );
+        assert_eq!(call.say_texts, vec!["Fallback"]);
+        assert_eq!(call.status_callbacks.last().unwrap().0, "completed");
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn telephone_sim_redirect_says_and_ends() {
+        let (base, seen) = start_product(Mode::Normal).await;
+        let sim = sim(HashMap::new()).await;
+        let body: Value = create(&sim, &base, "+15551234567", TOKEN)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let sid = body["sid"].as_str().unwrap();
+        wait_for(&seen, |s| s.events.len() >= 2).await;
+        let redirect = fixture("http/rest_redirect_twiml_request.json");
+        let twiml = redirect["form"][0][1].as_str().unwrap();
+        assert_eq!(
+            update_call(&sim, sid, &[("Twiml", twiml)]).await.status(),
+            200
+        );
+        let call = sim.wait_ended(sid, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(call.ended_by.as_deref(), Some("rest:twiml"));
+        assert_eq!(
+            call.say_texts,
+            vec!["Sorry, we have a technical problem. Goodbye."]
+        );
+        assert_eq!(lock(&seen).events.last().unwrap()["event"], "stop");
+        sim.shutdown().await;
+    }
+}
