@@ -511,7 +511,7 @@ impl Session {
         match kind {
             "session.update" => self.on_session_update(event, &eid),
             "input_audio_buffer.append" => self.on_append(event, &eid, now),
-            "input_audio_buffer.commit" => self.on_commit(&eid, now),
+            "input_audio_buffer.commit" => self.on_commit(&eid),
             "input_audio_buffer.clear" => {
                 self.uncommitted_bytes = 0;
                 self.send(json!({"type": "input_audio_buffer.cleared"}));
@@ -693,7 +693,7 @@ impl Session {
         }
     }
 
-    fn on_commit(&mut self, eid: &Value, now: Instant) {
+    fn on_commit(&mut self, eid: &Value) {
         let ms = self.uncommitted_bytes / 8;
         if ms < 100 {
             let msg = format!("Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, but buffer only has {ms}.00ms of audio.");
@@ -702,7 +702,6 @@ impl Session {
         }
         let item_id = self.user_item.take().unwrap_or_else(|| new_id("item"));
         self.commit_user_turn(item_id);
-        let _ = now;
     }
 
     /// committed → conversation.item.added → transcription → conversation.item.done.
