@@ -63,12 +63,22 @@ pub enum Echo {
     Unknown,
 }
 
+/// One agent item cut off by a barge-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    /// The assistant item.
+    pub item_id: String,
+    /// Milliseconds of it the callee heard (`audio_end_ms` of the truncate).
+    pub audio_end_ms: u64,
+    /// Milliseconds of it that had been forwarded.
+    pub sent_ms: u64,
+}
+
 /// What to do about a barge-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interruption {
-    /// `(item_id, audio_end_ms)` for `conversation.item.truncate`, one per item
-    /// whose audio had not fully played.
-    pub truncates: Vec<(String, u64)>,
+    /// One `conversation.item.truncate` per item whose audio had not fully played.
+    pub truncates: Vec<Cut>,
 }
 
 /// Playback state of one call's outbound audio.
@@ -263,7 +273,11 @@ impl Playback {
             .iter()
             .zip(heard)
             .filter(|(item, (_, heard))| *heard < item.sent_ms() || !item.audio_done)
-            .map(|(_, (id, heard))| (id, heard))
+            .map(|(item, (item_id, audio_end_ms))| Cut {
+                item_id,
+                audio_end_ms,
+                sent_ms: item.sent_ms(),
+            })
             .collect();
         self.flushed.extend(self.pending.drain(..).map(|m| m.name));
         self.items.clear();
@@ -294,7 +308,13 @@ mod tests {
         );
         // 50 ms after the echo the callee talks: 150 ms were heard.
         let cut = p.interrupt(1150).unwrap();
-        assert_eq!(cut.truncates, vec![("item_A".to_string(), 150)]);
+        assert_eq!(
+            cut.truncates
+                .iter()
+                .map(|c| (c.item_id.as_str(), c.audio_end_ms))
+                .collect::<Vec<_>>(),
+            vec![("item_A", 150)]
+        );
         assert_eq!(p.mark_echoed(&m2, 1150), Echo::Flushed);
         assert!(p.is_idle());
         assert_eq!(p.interrupt(1200), None);
@@ -305,7 +325,13 @@ mod tests {
         let mut p = Playback::default();
         p.audio_sent("item_A", 5 * MS100, 2000);
         let cut = p.interrupt(2240).unwrap();
-        assert_eq!(cut.truncates, vec![("item_A".to_string(), 240)]);
+        assert_eq!(
+            cut.truncates
+                .iter()
+                .map(|c| (c.item_id.as_str(), c.audio_end_ms))
+                .collect::<Vec<_>>(),
+            vec![("item_A", 240)]
+        );
     }
 
     #[test]
@@ -313,7 +339,13 @@ mod tests {
         let mut p = Playback::default();
         p.audio_sent("item_A", 3 * MS100, 0);
         let cut = p.interrupt(10_000).unwrap();
-        assert_eq!(cut.truncates, vec![("item_A".to_string(), 300)]);
+        assert_eq!(
+            cut.truncates
+                .iter()
+                .map(|c| (c.item_id.as_str(), c.audio_end_ms))
+                .collect::<Vec<_>>(),
+            vec![("item_A", 300)]
+        );
     }
 
     #[test]
@@ -325,7 +357,13 @@ mod tests {
         p.audio_sent("item_B", 2 * MS100, 0);
         assert!(matches!(p.mark_echoed(&a_end, 200), Echo::Played { .. }));
         let cut = p.interrupt(250).unwrap();
-        assert_eq!(cut.truncates, vec![("item_B".to_string(), 50)]);
+        assert_eq!(
+            cut.truncates
+                .iter()
+                .map(|c| (c.item_id.as_str(), c.audio_end_ms))
+                .collect::<Vec<_>>(),
+            vec![("item_B", 50)]
+        );
     }
 
     #[test]

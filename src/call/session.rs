@@ -179,6 +179,8 @@ async fn run_call(
         item_started_at: HashMap::new(),
         speech_started_at: HashMap::new(),
         pending_agent_lines: HashMap::new(),
+        cut_items: HashMap::new(),
+        written_agent_items: HashSet::new(),
         handled_tool_calls: HashSet::new(),
         create_after_done: false,
         finishing: None,
@@ -306,6 +308,10 @@ struct Bridge {
     speech_started_at: HashMap<String, u64>,
     /// Agent lines waiting for their audio to be heard (or cut).
     pending_agent_lines: HashMap<String, String>,
+    /// Agent items cut off by barge-in: (ms heard, ms sent).
+    cut_items: HashMap<String, (u64, u64)>,
+    /// Agent items whose line was written (each is written once).
+    written_agent_items: HashSet<String>,
     handled_tool_calls: HashSet<String>,
     /// Send `response.create` when the current response is done (after a tool output).
     create_after_done: bool,
@@ -404,7 +410,7 @@ impl Bridge {
                 let echo = self.playback.mark_echoed(&mark.name, self.clock_ms);
                 if let Echo::Played { item_id, .. } = &echo {
                     if !self.playback.is_playing(item_id) {
-                        self.flush_agent_line(item_id, None);
+                        self.flush_agent_line(item_id);
                     }
                 }
                 if echo == Echo::Unknown {
@@ -516,18 +522,7 @@ impl Bridge {
                 item_id,
                 transcript,
                 ..
-            } => {
-                let text = transcript.trim().to_string();
-                if text.is_empty() {
-                    return;
-                }
-                if self.playback.is_playing(&item_id) {
-                    self.pending_agent_lines.insert(item_id.to_string(), text);
-                } else {
-                    self.pending_agent_lines.insert(item_id.to_string(), text);
-                    self.flush_agent_line(&item_id, None);
-                }
-            }
+            } => self.agent_said(&item_id, &transcript),
             ServerEvent::ResponseCreated { response } => {
                 self.active_response = Some(response.id.to_string());
             }
@@ -550,6 +545,19 @@ impl Bridge {
                 self.discarded.remove(&id);
                 if self.active_response.as_deref() == Some(id.as_str()) {
                     self.active_response = None;
+                }
+                // A reply cut off before its transcript event still has its words here.
+                for item in &response.output {
+                    if item.kind == "message" {
+                        if let Some(id) = item.id.as_deref() {
+                            let words: Vec<&str> = item
+                                .content
+                                .iter()
+                                .filter_map(|c| c.transcript.as_deref())
+                                .collect();
+                            self.agent_said(id, &words.join(" "));
+                        }
+                    }
                 }
                 // Tool calls missed as separate events still count (once per call_id).
                 for item in &response.output {
@@ -612,31 +620,45 @@ impl Bridge {
         if let Some(active) = self.active_response.clone() {
             self.discarded.insert(active);
         }
-        for (item_id, audio_end_ms) in &cut.truncates {
-            info!(item_id = %item_id, audio_end_ms, "barge-in: the callee spoke over the agent");
+        for c in &cut.truncates {
+            info!(item_id = %c.item_id, audio_end_ms = c.audio_end_ms, sent_ms = c.sent_ms, "barge-in: the callee spoke over the agent");
             self.truncate_seq += 1;
             let event_id = format!("client_truncate_{}", self.truncate_seq);
-            self.to_model(rt::item_truncate(&event_id, item_id, *audio_end_ms))
+            self.to_model(rt::item_truncate(&event_id, &c.item_id, c.audio_end_ms))
                 .await;
-            self.flush_agent_line(item_id, Some(*audio_end_ms));
+            self.cut_items
+                .insert(c.item_id.clone(), (c.audio_end_ms, c.sent_ms));
+            self.flush_agent_line(&c.item_id);
         }
     }
 
-    /// Write an agent line once its audio has been heard (fully, or up to a cut).
-    fn flush_agent_line(&mut self, item_id: &str, heard_ms: Option<u64>) {
+    /// The model's words for an agent item: write them once the audio is
+    /// heard (now, if nothing of it is still playing).
+    fn agent_said(&mut self, item_id: &str, text: &str) {
+        let text = text.trim();
+        if text.is_empty() || self.written_agent_items.contains(item_id) {
+            return;
+        }
+        self.pending_agent_lines
+            .insert(item_id.to_string(), text.to_string());
+        if !self.playback.is_playing(item_id) {
+            self.flush_agent_line(item_id);
+        }
+    }
+
+    /// Write an agent line: in full, or the words heard before a barge-in.
+    fn flush_agent_line(&mut self, item_id: &str) {
         let Some(text) = self.pending_agent_lines.remove(item_id) else {
             return;
         };
+        self.written_agent_items.insert(item_id.to_string());
         let at_ms = self
             .item_started_at
             .get(item_id)
             .copied()
             .unwrap_or(self.clock_ms);
-        let text = match heard_ms {
-            Some(ms) => {
-                let total = self.playback.item_sent_ms(item_id).unwrap_or(ms).max(1);
-                cut_text(&text, ms, total)
-            }
+        let text = match self.cut_items.get(item_id) {
+            Some(&(heard_ms, sent_ms)) => cut_text(&text, heard_ms, sent_ms.max(1)),
             None => text,
         };
         if text.is_empty() {
@@ -746,8 +768,13 @@ impl Bridge {
         }
         let pending: Vec<String> = self.pending_agent_lines.keys().cloned().collect();
         for item in pending {
-            let heard = self.playback.heard_ms_of(&item, self.clock_ms);
-            self.flush_agent_line(&item, heard);
+            if let (Some(heard), Some(sent)) = (
+                self.playback.heard_ms_of(&item, self.clock_ms),
+                self.playback.item_sent_ms(&item),
+            ) {
+                self.cut_items.insert(item.clone(), (heard, sent));
+            }
+            self.flush_agent_line(&item);
         }
         if let End::ModelLost(why) = &end {
             let _ = self.writes.send(Write::Error(format!(

@@ -76,22 +76,38 @@ pub fn error_code(e: &ClientError) -> i32 {
 }
 
 /// Place the call, follow it, print, and return the exit code.
-pub async fn place_and_follow(client: &ApiClient, request: &ReservationRequest, json: bool, no_wait: bool) -> Result<(CallRecord, i32), ClientError> {
+pub async fn place_and_follow(
+    client: &ApiClient,
+    request: &ReservationRequest,
+    json: bool,
+    no_wait: bool,
+) -> Result<(CallRecord, i32), ClientError> {
     let record = client.create_call(request).await?;
     if no_wait {
         if json {
-            println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&record).unwrap_or_default()
+            );
         } else {
             println!("{}", record.id);
         }
         return Ok((record, exit::BOOKED));
     }
     if !json {
-        println!("Calling {} ({}) for a {}.", record.reservation.restaurant_name, record.reservation.restaurant_phone, reservation_words(&record));
+        println!(
+            "Calling {} ({}) for a {}.",
+            record.reservation.restaurant_name,
+            record.reservation.restaurant_phone,
+            reservation_words(&record)
+        );
     }
     let done = render::follow(client, &record.id, json).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&done).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&done).unwrap_or_default()
+        );
     } else {
         println!();
         println!("{}", render::outcome_text(&done));
@@ -102,7 +118,13 @@ pub async fn place_and_follow(client: &ApiClient, request: &ReservationRequest, 
 
 fn reservation_words(record: &CallRecord) -> String {
     let r = &record.reservation;
-    format!("table for {} on {} at {}, under {}", r.party_size.get(), r.slot.spoken_date(), r.slot.spoken_time(), r.customer_name)
+    format!(
+        "table for {} on {} at {}, under {}",
+        r.party_size.get(),
+        r.slot.spoken_date(),
+        r.slot.spoken_time(),
+        r.customer_name
+    )
 }
 
 /// `reservoice call …`

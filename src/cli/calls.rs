@@ -43,11 +43,17 @@ pub async fn run(args: CallsArgs) -> i32 {
     let result = match &args.action {
         None => client.list_calls(args.limit).await.map(|calls| {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&calls).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&calls).unwrap_or_default()
+                );
             } else if calls.is_empty() {
                 println!("No calls yet.");
             } else {
-                println!("{:<34}  {:<16}  {:<24}  {:<12}  {:<12}  {}", "ID", "WHEN (UTC)", "RESTAURANT", "TO", "STATUS", "OUTCOME");
+                println!(
+                    "{:<34}  {:<16}  {:<24}  {:<12}  {:<12}  {}",
+                    "ID", "WHEN (UTC)", "RESTAURANT", "TO", "STATUS", "OUTCOME"
+                );
                 for c in calls {
                     let restaurant: String = c.restaurant.chars().take(24).collect();
                     println!(
@@ -64,14 +70,27 @@ pub async fn run(args: CallsArgs) -> i32 {
         }),
         Some(CallsAction::Show { id }) => client.get_call(id).await.map(|record| {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&record).unwrap_or_default()
+                );
                 return;
             }
             let r = &record.reservation;
             println!("Call        {}", record.id);
             println!("Restaurant  {} ({})", r.restaurant_name, r.restaurant_phone);
-            println!("Asked for   table for {} on {} at {} ({}), under {}", r.party_size.get(), r.slot.spoken_date(), r.slot.spoken_time(), r.slot.timezone.name(), r.customer_name);
-            println!("Placed      {}", record.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+            println!(
+                "Asked for   table for {} on {} at {} ({}), under {}",
+                r.party_size.get(),
+                r.slot.spoken_date(),
+                r.slot.spoken_time(),
+                r.slot.timezone.name(),
+                r.customer_name
+            );
+            println!(
+                "Placed      {}",
+                record.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
             println!("Status      {}", record.status.as_str());
             println!();
             if record.transcript.is_empty() {

@@ -62,7 +62,11 @@ impl ApiClient {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| ClientError::Other(format!("cannot build an HTTP client: {e}")))?;
-        Ok(ApiClient { base: base.trim_end_matches('/').to_string(), token: token.filter(|t| !t.is_empty()), http })
+        Ok(ApiClient {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.filter(|t| !t.is_empty()),
+            http,
+        })
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -74,22 +78,44 @@ impl ApiClient {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ClientError {
-        let problem = if e.is_connect() { "connection refused".to_string() } else if e.is_timeout() { "timed out".to_string() } else { e.to_string() };
-        ClientError::Unreachable { server: self.base.clone(), problem }
+        let problem = if e.is_connect() {
+            "connection refused".to_string()
+        } else if e.is_timeout() {
+            "timed out".to_string()
+        } else {
+            e.to_string()
+        };
+        ClientError::Unreachable {
+            server: self.base.clone(),
+            problem,
+        }
     }
 
-    async fn check(&self, response: reqwest::Response, id: Option<&str>) -> Result<reqwest::Response, ClientError> {
+    async fn check(
+        &self,
+        response: reqwest::Response,
+        id: Option<&str>,
+    ) -> Result<reqwest::Response, ClientError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        let message = body["error"].as_str().unwrap_or("unexpected answer").to_string();
+        let message = body["error"]
+            .as_str()
+            .unwrap_or("unexpected answer")
+            .to_string();
         Err(match status {
             StatusCode::UNAUTHORIZED => ClientError::Unauthorized,
             StatusCode::NOT_FOUND => ClientError::NotFound(id.unwrap_or("?").to_string()),
             StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
-                let errors: Vec<FieldError> = serde_json::from_value(body["errors"].clone()).unwrap_or_else(|_| vec![FieldError { field: "request".into(), message: message.clone() }]);
+                let errors: Vec<FieldError> = serde_json::from_value(body["errors"].clone())
+                    .unwrap_or_else(|_| {
+                        vec![FieldError {
+                            field: "request".into(),
+                            message: message.clone(),
+                        }]
+                    });
                 ClientError::Invalid(errors)
             }
             StatusCode::BAD_GATEWAY => ClientError::CallNotPlaced(message),
@@ -98,32 +124,67 @@ impl ApiClient {
     }
 
     /// Ask the server to place a reservation call.
-    pub async fn create_call(&self, request: &ReservationRequest) -> Result<CallRecord, ClientError> {
-        let response = self.request(reqwest::Method::POST, "/api/calls").json(request).send().await.map_err(|e| self.unreachable(e))?;
+    pub async fn create_call(
+        &self,
+        request: &ReservationRequest,
+    ) -> Result<CallRecord, ClientError> {
+        let response = self
+            .request(reqwest::Method::POST, "/api/calls")
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
         let response = self.check(response, None).await?;
-        response.json().await.map_err(|e| ClientError::Other(format!("unreadable call record: {e}")))
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Other(format!("unreadable call record: {e}")))
     }
 
     /// One call's record.
     pub async fn get_call(&self, id: &str) -> Result<CallRecord, ClientError> {
-        let response = self.request(reqwest::Method::GET, &format!("/api/calls/{id}")).send().await.map_err(|e| self.unreachable(e))?;
+        let response = self
+            .request(reqwest::Method::GET, &format!("/api/calls/{id}"))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
         let response = self.check(response, Some(id)).await?;
-        response.json().await.map_err(|e| ClientError::Other(format!("unreadable call record: {e}")))
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Other(format!("unreadable call record: {e}")))
     }
 
     /// Recent calls.
     pub async fn list_calls(&self, limit: u32) -> Result<Vec<CallSummary>, ClientError> {
-        let response = self.request(reqwest::Method::GET, &format!("/api/calls?limit={limit}")).send().await.map_err(|e| self.unreachable(e))?;
+        let response = self
+            .request(reqwest::Method::GET, &format!("/api/calls?limit={limit}"))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
         let response = self.check(response, None).await?;
-        response.json().await.map_err(|e| ClientError::Other(format!("unreadable call list: {e}")))
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Other(format!("unreadable call list: {e}")))
     }
 
     /// Follow a call's live events.
-    pub async fn events(&self, id: &str) -> Result<impl Stream<Item = Result<LiveEvent, ClientError>>, ClientError> {
-        let response = self.request(reqwest::Method::GET, &format!("/api/calls/{id}/events")).send().await.map_err(|e| self.unreachable(e))?;
+    pub async fn events(
+        &self,
+        id: &str,
+    ) -> Result<impl Stream<Item = Result<LiveEvent, ClientError>>, ClientError> {
+        let response = self
+            .request(reqwest::Method::GET, &format!("/api/calls/{id}/events"))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
         let response = self.check(response, Some(id)).await?;
         Ok(response.bytes_stream().eventsource().map(|e| match e {
-            Ok(ev) => Ok(LiveEvent { name: ev.event, data: serde_json::from_str(&ev.data).unwrap_or(Value::Null) }),
+            Ok(ev) => Ok(LiveEvent {
+                name: ev.event,
+                data: serde_json::from_str(&ev.data).unwrap_or(Value::Null),
+            }),
             Err(e) => Err(ClientError::Other(format!("lost the live events: {e}"))),
         }))
     }

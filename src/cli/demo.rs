@@ -24,7 +24,10 @@ pub struct DemoArgs {
 /// Run the demo; the exit code is what `call` would return.
 pub async fn run(args: DemoArgs) -> i32 {
     super::init_logging(if args.verbose { "info" } else { "warn" });
-    let real_model = args.openai_api_key.as_deref().is_some_and(|k| !k.trim().is_empty());
+    let real_model = args
+        .openai_api_key
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty());
     if !args.json {
         println!("SIMULATION — no real phone call is made.");
         println!(
@@ -47,13 +50,15 @@ pub async fn run(args: DemoArgs) -> i32 {
         }
     };
     let code = match ApiClient::new(&rig.server_url, None) {
-        Ok(client) => match super::call::place_and_follow(&client, &rig.request(), args.json, false).await {
-            Ok((_, code)) => code,
-            Err(e) => {
-                eprintln!("reservoice: {e}");
-                super::call::error_code(&e)
+        Ok(client) => {
+            match super::call::place_and_follow(&client, &rig.request(), args.json, false).await {
+                Ok((_, code)) => code,
+                Err(e) => {
+                    eprintln!("reservoice: {e}");
+                    super::call::error_code(&e)
+                }
             }
-        },
+        }
         Err(e) => {
             eprintln!("reservoice: {e}");
             exit::ERROR

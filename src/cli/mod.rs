@@ -25,10 +25,20 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// The reservoice server to talk to
-    #[arg(long, env = "RESERVOICE_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "RESERVOICE_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub server: String,
     /// Bearer token for the server's API
-    #[arg(long, env = "RESERVOICE_API_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "RESERVOICE_API_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub api_token: Option<String>,
 }
 
@@ -57,6 +67,11 @@ pub async fn run(cli: Cli) -> i32 {
 
 /// Set up logging once: `RUST_LOG` wins; otherwise `default` (e.g. "info").
 pub fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }

@@ -26,12 +26,23 @@ pub mod exit {
 
 /// The exit code a finished record means.
 pub fn exit_code(record: &CallRecord) -> i32 {
-    if record.outcome.as_ref().is_some_and(|o| o.status.is_booking()) {
+    if record
+        .outcome
+        .as_ref()
+        .is_some_and(|o| o.status.is_booking())
+    {
         return exit::BOOKED;
     }
     match record.status {
         CallStatus::Completed => exit::NOT_BOOKED,
-        CallStatus::InProgress if record.outcome.as_ref().is_some_and(|o| o.status != OutcomeStatus::InProgress) => exit::NOT_BOOKED,
+        CallStatus::InProgress
+            if record
+                .outcome
+                .as_ref()
+                .is_some_and(|o| o.status != OutcomeStatus::InProgress) =>
+        {
+            exit::NOT_BOOKED
+        }
         _ => exit::NOT_COMPLETED,
     }
 }
@@ -46,7 +57,13 @@ fn who(speaker: Speaker) -> &'static str {
 /// One transcript line as printed.
 pub fn line_text(line: &TranscriptLine) -> String {
     let secs = line.at_ms / 1000;
-    format!("[{:02}:{:02}] {}  {}", secs / 60, secs % 60, who(line.speaker), line.text)
+    format!(
+        "[{:02}:{:02}] {}  {}",
+        secs / 60,
+        secs % 60,
+        who(line.speaker),
+        line.text
+    )
 }
 
 /// What a status means to a person waiting.
@@ -70,7 +87,10 @@ pub async fn follow(client: &ApiClient, id: &str, quiet: bool) -> Result<CallRec
         ProgressBar::hidden()
     } else {
         let s = ProgressBar::new_spinner();
-        s.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        s.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         s.enable_steady_tick(Duration::from_millis(100));
         s.set_message("Placing the call…");
         s
@@ -96,7 +116,8 @@ pub async fn follow(client: &ApiClient, id: &str, quiet: bool) -> Result<CallRec
         };
         match event.name.as_str() {
             "snapshot" | "finished" => {
-                let record: CallRecord = serde_json::from_value(event.data).map_err(|e| ClientError::Other(format!("unreadable record: {e}")))?;
+                let record: CallRecord = serde_json::from_value(event.data)
+                    .map_err(|e| ClientError::Other(format!("unreadable record: {e}")))?;
                 for line in record.transcript.iter().skip(printed) {
                     print_line(line, &spinner);
                 }
@@ -120,7 +141,9 @@ pub async fn follow(client: &ApiClient, id: &str, quiet: bool) -> Result<CallRec
                 }
             }
             "transcript" => {
-                if let Ok(line) = serde_json::from_value::<TranscriptLine>(event.data["line"].clone()) {
+                if let Ok(line) =
+                    serde_json::from_value::<TranscriptLine>(event.data["line"].clone())
+                {
                     print_line(&line, &spinner);
                     printed += 1;
                 }
@@ -140,7 +163,10 @@ pub fn outcome_text(record: &CallRecord) -> String {
     let mut out = String::new();
     match &record.outcome {
         Some(o) => out.push_str(&o.describe()),
-        None => out.push_str(&format!("No outcome recorded (call {}).", record.status.as_str())),
+        None => out.push_str(&format!(
+            "No outcome recorded (call {}).",
+            record.status.as_str()
+        )),
     }
     if let Some(e) = &record.error {
         out.push_str(&format!("\nProblem: {e}"));

@@ -28,7 +28,9 @@ pub async fn run(args: SettingsArgs) -> i32 {
         }
     };
     match app.local_addr() {
-        Ok(addr) => info!(%addr, public_url = public.as_str(), stream_url = %public.stream_url(), "reservoice is listening"),
+        Ok(addr) => {
+            info!(%addr, public_url = public.as_str(), stream_url = %public.stream_url(), "reservoice is listening")
+        }
         Err(e) => warn!(error = %e, "cannot read the bound address"),
     }
     match app.run_until(shutdown_signal()).await {

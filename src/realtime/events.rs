@@ -216,6 +216,17 @@ pub struct OutputItem<'a> {
     /// JSON text of the arguments (function calls).
     #[serde(borrow, default)]
     pub arguments: Option<Cow<'a, str>>,
+    /// Content parts (messages): for audio, the transcript of what was said.
+    #[serde(borrow, default)]
+    pub content: Vec<ContentPart<'a>>,
+}
+
+/// A content part of a message item (only the transcript matters here).
+#[derive(Debug, Deserialize)]
+pub struct ContentPart<'a> {
+    /// Transcript of an audio part (absent or null for others).
+    #[serde(borrow, default)]
+    pub transcript: Option<Cow<'a, str>>,
 }
 
 /// The body of an `error` event.

@@ -25,8 +25,8 @@
 //! product's wire types instead of sharing them.
 
 pub mod realtime;
+pub mod rig;
 pub mod scenario;
 pub mod telephone;
 pub mod vad;
 pub mod voice;
-pub mod rig;

@@ -93,7 +93,8 @@ impl Rig {
         let data_dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
         let auth_token = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
         let account_sid = format!("AC{:032x}", rand::thread_rng().gen::<u128>());
-        let tomorrow = (Utc::now().with_timezone(&options.timezone) + Duration::days(1)).date_naive();
+        let tomorrow =
+            (Utc::now().with_timezone(&options.timezone) + Duration::days(1)).date_naive();
         let booking = Booking {
             restaurant: "Chez Demo".into(),
             party_size: 4,
@@ -109,7 +110,11 @@ impl Rig {
         };
         let model_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
         let (model, realtime_url, key) = match &options.openai_api_key {
-            Some(real) => (None, "wss://api.openai.com/v1/realtime".to_string(), real.clone()),
+            Some(real) => (
+                None,
+                "wss://api.openai.com/v1/realtime".to_string(),
+                real.clone(),
+            ),
             None => {
                 let sim = RealtimeSim::start(scenario.clone(), Some(model_key.clone())).await?;
                 let url = sim.url();
@@ -124,7 +129,9 @@ impl Rig {
             ring_ms: options.ring_ms,
         })
         .await?;
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind a loopback port")?;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot bind a loopback port")?;
         let server_addr = listener.local_addr()?;
         let server_url = format!("http://{server_addr}");
         let args = SettingsArgs {
@@ -140,7 +147,10 @@ impl Rig {
             public_url: Some(server_url.clone()),
             bind: server_addr.to_string(),
             api_token: options.api_token.clone(),
-            database_url: Some(format!("sqlite://{}", data_dir.path().join("reservoice.db").display())),
+            database_url: Some(format!(
+                "sqlite://{}",
+                data_dir.path().join("reservoice.db").display()
+            )),
             data_dir: Some(data_dir.path().to_path_buf()),
             timezone: Some(options.timezone.name().to_string()),
             insecure_skip_signature: false,
@@ -153,7 +163,18 @@ impl Rig {
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        Ok(Rig { server_url, server_addr, phone, model, booking, state, auth_token, stop: Some(stop), server: Some(server), _data_dir: data_dir })
+        Ok(Rig {
+            server_url,
+            server_addr,
+            phone,
+            model,
+            booking,
+            state,
+            auth_token,
+            stop: Some(stop),
+            server: Some(server),
+            _data_dir: data_dir,
+        })
     }
 
     /// The request a person would make for the scenario's booking
