@@ -25,3 +25,12 @@ CREATE TABLE transcript_lines (
     at_ms   INTEGER NOT NULL,              -- ms since the media stream started
     PRIMARY KEY (call_id, seq)
 );
+
+-- Status callbacks that arrived before the call was stored (Twilio can call
+-- back before its own REST answer reaches us); applied when the call is stored.
+CREATE TABLE early_statuses (
+    call_id     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    status_seq  INTEGER,
+    received_at TEXT NOT NULL
+);

@@ -163,6 +163,23 @@ impl CallStore {
             .execute(&self.pool)
             .await
             .map_err(db("inserting a call"))?;
+        let early = sqlx::query(
+            "SELECT status, status_seq FROM early_statuses WHERE call_id = ? ORDER BY status_seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading early statuses"))?;
+        sqlx::query("DELETE FROM early_statuses WHERE call_id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("clearing early statuses"))?;
+        for row in early {
+            if let Some(status) = CallStatus::parse(&row.get::<String, _>(0)) {
+                Box::pin(self.apply_status(id, status, row.get(1))).await?;
+            }
+        }
         Ok(())
     }
 
@@ -273,6 +290,24 @@ impl CallStore {
         .await
         .map_err(db("updating a call status"))?;
         let changed = result.rows_affected() > 0;
+        if !changed {
+            let known = sqlx::query("SELECT 1 FROM calls WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("looking up a call"))?;
+            if known.is_none() {
+                // Twilio called back before the REST answer reached us: keep it for `insert`.
+                sqlx::query("INSERT INTO early_statuses (call_id, status, status_seq, received_at) VALUES (?, ?, ?, ?)")
+                    .bind(id)
+                    .bind(status.as_str())
+                    .bind(sequence)
+                    .bind(&t)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("keeping an early status"))?;
+            }
+        }
         if changed {
             self.hub.publish(id, CallEvent::Status { status });
             if status.is_terminal() {
@@ -598,6 +633,26 @@ mod tests {
         let list = s.list(10).await.unwrap();
         assert_eq!(list[0].id, "CA2");
         assert_eq!(s.call_token("CA2").await.unwrap().as_deref(), Some("tok"));
+    }
+
+    #[tokio::test]
+    async fn callbacks_before_the_call_is_stored_are_applied_on_insert() {
+        let (s, _d) = store().await;
+        assert!(!s
+            .apply_status("CA4", CallStatus::Ringing, Some(1))
+            .await
+            .unwrap());
+        assert!(!s
+            .apply_status("CA4", CallStatus::Initiated, Some(0))
+            .await
+            .unwrap());
+        s.insert("CA4", &reservation(), "tok", CallStatus::Queued)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get("CA4").await.unwrap().unwrap().status,
+            CallStatus::Ringing
+        );
     }
 
     #[tokio::test]
