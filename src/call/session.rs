@@ -358,7 +358,7 @@ impl Bridge {
                     self.greeting_deadline = None;
                     if !self.heard_speech && self.active_response.is_none() {
                         info!("no greeting from the callee; the agent speaks first");
-                        self.to_model(rt::response_create(None)).await;
+                        self.send_model(rt::response_create(None)).await;
                     }
                 }
                 _ = sleep_until(hangup), if self.hangup_at.is_some() => {
@@ -369,7 +369,7 @@ impl Bridge {
         }
     }
 
-    async fn to_twilio(&mut self, text: String) {
+    async fn send_twilio(&mut self, text: String) {
         if let Err(e) = self
             .twilio_tx
             .send(Message::Text(Utf8Bytes::from(text)))
@@ -379,7 +379,7 @@ impl Bridge {
         }
     }
 
-    async fn to_model(&mut self, text: String) {
+    async fn send_model(&mut self, text: String) {
         if let Err(e) = self.model_tx.send(WsMessage::text(text)).await {
             debug!(error = %e, "send to model failed");
         }
@@ -404,7 +404,7 @@ impl Bridge {
                 }
                 let mut out = String::with_capacity(media.payload.len() + 56);
                 rt::input_audio_append(&media.payload, &mut out);
-                self.to_model(out).await;
+                self.send_model(out).await;
             }
             StreamEvent::Mark { mark } => {
                 let echo = self.playback.mark_echoed(&mark.name, self.clock_ms);
@@ -424,7 +424,7 @@ impl Bridge {
                     "(The restaurant pressed key {} on the phone keypad.)",
                     dtmf.digit
                 );
-                self.to_model(rt::text_item("user", &note)).await;
+                self.send_model(rt::text_item("user", &note)).await;
             }
             StreamEvent::Stop {} => return Some(End::Stopped),
             StreamEvent::Start { .. } | StreamEvent::Connected { .. } | StreamEvent::Other => {
@@ -582,7 +582,7 @@ impl Bridge {
                 self.response_had_audio.remove(&id);
                 if self.create_after_done {
                     self.create_after_done = false;
-                    self.to_model(rt::response_create(None)).await;
+                    self.send_model(rt::response_create(None)).await;
                 }
                 self.maybe_schedule_hangup();
             }
@@ -616,7 +616,7 @@ impl Bridge {
             return;
         };
         let clear = ts::clear(&self.stream_sid);
-        self.to_twilio(clear).await;
+        self.send_twilio(clear).await;
         if let Some(active) = self.active_response.clone() {
             self.discarded.insert(active);
         }
@@ -624,7 +624,7 @@ impl Bridge {
             info!(item_id = %c.item_id, audio_end_ms = c.audio_end_ms, sent_ms = c.sent_ms, "barge-in: the callee spoke over the agent");
             self.truncate_seq += 1;
             let event_id = format!("client_truncate_{}", self.truncate_seq);
-            self.to_model(rt::item_truncate(&event_id, &c.item_id, c.audio_end_ms))
+            self.send_model(rt::item_truncate(&event_id, &c.item_id, c.audio_end_ms))
                 .await;
             self.cut_items
                 .insert(c.item_id.clone(), (c.audio_end_ms, c.sent_ms));
@@ -695,12 +695,12 @@ impl Bridge {
                 json!({"error": e.0})
             }
         };
-        self.to_model(rt::function_call_output(&call_id, &output))
+        self.send_model(rt::function_call_output(&call_id, &output))
             .await;
         if self.active_response.is_some() {
             self.create_after_done = true;
         } else {
-            self.to_model(rt::response_create(None)).await;
+            self.send_model(rt::response_create(None)).await;
         }
     }
 
@@ -715,9 +715,9 @@ impl Bridge {
         self.playback.audio_done(&item_id);
         let mut media = String::with_capacity(b64.len() + 96);
         ts::media(&self.stream_sid, &b64, &mut media);
-        self.to_twilio(media).await;
+        self.send_twilio(media).await;
         let mark = ts::mark(&self.stream_sid, &mark_name);
-        self.to_twilio(mark).await;
+        self.send_twilio(mark).await;
         Ok(())
     }
 

@@ -51,8 +51,8 @@ pub async fn run(args: CallsArgs) -> i32 {
                 println!("No calls yet.");
             } else {
                 println!(
-                    "{:<34}  {:<16}  {:<24}  {:<12}  {:<12}  {}",
-                    "ID", "WHEN (UTC)", "RESTAURANT", "TO", "STATUS", "OUTCOME"
+                    "{:<34}  {:<16}  {:<24}  {:<12}  {:<12}  OUTCOME",
+                    "ID", "WHEN (UTC)", "RESTAURANT", "TO", "STATUS"
                 );
                 for c in calls {
                     let restaurant: String = c.restaurant.chars().take(24).collect();

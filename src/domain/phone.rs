@@ -128,8 +128,8 @@ mod tests {
             PhoneNumber::parse("5551234567"),
             Err(PhoneError::Unparseable(_))
         ));
-        assert!(matches!(PhoneNumber::parse("+1555"), Err(_)));
-        assert!(matches!(PhoneNumber::parse("hello"), Err(_)));
+        assert!(PhoneNumber::parse("+1555").is_err());
+        assert!(PhoneNumber::parse("hello").is_err());
         assert!(matches!(
             PhoneNumber::parse("911"),
             Err(PhoneError::Refused(_))

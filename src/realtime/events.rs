@@ -269,7 +269,11 @@ pub fn base64_decoded_len(b64: &str) -> usize {
             3 => 2,
             _ => 0,
         }
-        - if bytes.len() % 4 == 0 { padding } else { 0 }
+        - if bytes.len().is_multiple_of(4) {
+            padding
+        } else {
+            0
+        }
 }
 
 /// True when `s` is non-empty base64 (standard alphabet, optional padding):

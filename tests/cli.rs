@@ -1,0 +1,215 @@
+//! The `reservoice` binary as a person uses it: output, JSON and exit codes,
+//! against the real server and the simulators on loopback.
+
+use std::collections::HashMap;
+use std::process::Output;
+
+use reservoice::sim::rig::{Rig, RigOptions};
+use reservoice::sim::telephone::Line;
+use serde_json::Value;
+
+async fn reservoice(args: &[&str], server: &str) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
+        .args(args)
+        .env("RESERVOICE_SERVER", server)
+        .env_remove("RESERVOICE_API_TOKEN")
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+const CALL: &[&str] = &[
+    "call",
+    "--to",
+    "+15551234567",
+    "--restaurant",
+    "Chez Demo",
+    "--party-size",
+    "4",
+    "--date",
+    "tomorrow",
+    "--time",
+    "7pm",
+    "--name",
+    "Alex Doe",
+    "--flexibility",
+    "30m",
+    "--timezone",
+    "UTC",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_prints_the_live_transcript_and_the_outcome_then_calls_shows_it() {
+    let rig = Rig::start(RigOptions::default()).await.unwrap();
+    let out = reservoice(CALL, &rig.server_url).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Calling Chez Demo (+15551234567) for a table for 4 on"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Restaurant  Good evening, Chez Demo"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "Agent       Hello, this is an automated assistant calling on behalf of Alex Doe"
+        ),
+        "{stdout}"
+    );
+    let outcome_line = format!(
+        "Booked: table for 4, {}, 19:00, under Alex Doe (confirmation 4217)",
+        rig.booking.spoken_date
+    );
+    assert!(stdout.contains(&outcome_line), "{stdout}");
+
+    let list = reservoice(&["calls"], &rig.server_url).await;
+    assert_eq!(list.status.code(), Some(0));
+    let table = text(&list.stdout);
+    let id = table
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("one row")
+        .to_string();
+    assert!(
+        id.starts_with("CA") && table.contains("booked") && table.contains("+1555•••67"),
+        "{table}"
+    );
+
+    let show = reservoice(&["calls", "show", &id], &rig.server_url).await;
+    let shown = text(&show.stdout);
+    assert!(
+        shown.contains("Restaurant  Good evening") && shown.contains(&outcome_line),
+        "{shown}"
+    );
+
+    let json = reservoice(&["calls", "show", &id, "--json"], &rig.server_url).await;
+    let record: Value = serde_json::from_slice(&json.stdout).expect("JSON record");
+    assert_eq!(record["id"], id.as_str());
+    assert_eq!(record["outcome"]["status"], "booked");
+    assert_eq!(record["outcome"]["time"], "19:00");
+    assert!(record["transcript"].as_array().unwrap().len() >= 4);
+    assert_eq!(record["transcript"][0]["speaker"], "callee");
+
+    let missing = reservoice(&["calls", "show", "CAnope"], &rig.server_url).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no call with id CAnope"));
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_tell_what_happened() {
+    let mut lines = HashMap::new();
+    lines.insert("+15550000001".to_string(), Line::Busy);
+    lines.insert("+15550000003".to_string(), Line::Fail);
+    let rig = Rig::start(RigOptions {
+        lines,
+        ring_ms: 200,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    // Busy: not completed (4); --json prints only the record.
+    let mut args = CALL.to_vec();
+    args[2] = "+15550000001";
+    args.push("--json");
+    let out = reservoice(&args, &rig.server_url).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let record: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON record");
+    assert_eq!(record["status"], "busy");
+    assert_eq!(record["outcome"]["status"], "busy");
+
+    // Failed to place: 4.
+    let mut args = CALL.to_vec();
+    args[2] = "+15550000003";
+    let out = reservoice(&args, &rig.server_url).await;
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        text(&out.stdout).contains("Call failed"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Invalid input: 2, one message per field, nothing dialled.
+    let before = rig.phone.calls().len();
+    let out = reservoice(
+        &[
+            "call",
+            "--to",
+            "12345",
+            "--restaurant",
+            "X",
+            "--party-size",
+            "99",
+            "--date",
+            "someday",
+            "--time",
+            "7pm",
+            "--name",
+            "A",
+        ],
+        &rig.server_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("to:")
+            && err.contains("party_size: party size must be between 1 and 20")
+            && err.contains("date:"),
+        "{err}"
+    );
+    assert_eq!(rig.phone.calls().len(), before);
+
+    // --no-wait prints the id and returns at once.
+    let mut args = CALL.to_vec();
+    args.push("--no-wait");
+    let out = reservoice(&args, &rig.server_url).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).trim().starts_with("CA"));
+    rig.shutdown().await;
+
+    // Nobody listening: one clear line, exit 1, no stack trace.
+    let out = reservoice(CALL, "http://127.0.0.1:9").await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot reach the reservoice server at http://127.0.0.1:9"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_a_whole_simulated_call() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
+        .arg("demo")
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.starts_with("SIMULATION"), "{stdout}");
+    assert!(stdout.contains("Restaurant  Good evening, Chez Demo"));
+    assert!(stdout.contains("Booked: table for 4"));
+    assert!(stdout.contains("That was a simulation"));
+}
