@@ -1,4 +1,35 @@
-//! reservoice: an AI voice agent that phones a restaurant and books a table.
+//! reservoice: an AI voice agent that phones a restaurant on someone's behalf
+//! and books the table.
+//!
+//! Twilio places the call and streams its audio to our server over a Media
+//! Stream; the OpenAI Realtime model listens and speaks; the agent books (or
+//! negotiates within the limits it was given), hangs up, and the person gets a
+//! structured outcome and a transcript.
+//!
+//! # Module map
+//!
+//! - [`cli`]: the command line: `serve`, `call`, `calls`, `demo`; the API
+//!   client and the live rendering of a call (spinner, transcript, outcome).
+//! - [`config`]: settings from flags, environment and `.env`; secrets typed so
+//!   they cannot be printed; [`config::PublicUrl`], the one source of every URL
+//!   Twilio is given (and so of every URL its signatures are checked against).
+//! - [`domain`]: the nouns, valid by construction: phone numbers, the
+//!   reservation and its round trip through TwiML parameters, dates people
+//!   type, the outcome, the call record.
+//! - [`twilio`]: REST client, TwiML, Media Stream wire types, signatures.
+//! - [`realtime`]: the OpenAI Realtime (GA) wire types and connection.
+//! - [`agent`]: the brief the model gets and the tools it may call.
+//! - [`call`]: one live call: the bridge between Twilio and the model, and the
+//!   playback bookkeeping behind barge-in.
+//! - [`audio`]: mu-law and DTMF tones.
+//! - [`store`]: the call store (SQLite) and live call events.
+//! - [`server`]: the HTTP surface, built by [`server::Application::build`] for
+//!   `serve`, `demo` and the tests alike.
+//! - [`sim`]: Twilio, the restaurant and the Realtime API, simulated on
+//!   loopback for `demo` and the tests.
+//!
+//! `docs/ARCHITECTURE.md` walks through one call from command to outcome.
+
 pub mod agent;
 pub mod audio;
 pub mod call;
