@@ -143,6 +143,10 @@ pub struct CallTimings {
     pub goodbye_grace: Duration,
     /// After `finish_call`, if the model says nothing for this long, hang up anyway.
     pub goodbye_timeout: Duration,
+    /// Longest call; past it the call is ended politely.
+    pub max_call: Duration,
+    /// Longest stretch with nobody speaking; past it the call is ended politely.
+    pub max_silence: Duration,
 }
 
 impl Default for CallTimings {
@@ -151,6 +155,8 @@ impl Default for CallTimings {
             greeting_wait: Duration::from_secs(3),
             goodbye_grace: Duration::from_secs(3),
             goodbye_timeout: Duration::from_secs(8),
+            max_call: Duration::from_secs(600),
+            max_silence: Duration::from_secs(60),
         }
     }
 }
@@ -178,8 +184,12 @@ pub struct Settings {
     pub skip_signature: bool,
     /// Largest party accepted.
     pub max_party_size: u32,
+    /// Which numbers may be dialled.
+    pub dial_policy: crate::domain::phone::DialPolicy,
     /// Live-call timings.
     pub timings: CallTimings,
+    /// On shutdown, how long live calls may go on before they are ended politely.
+    pub drain_timeout: Duration,
 }
 
 /// The raw settings as flags and environment give them (see `cli::serve`).
@@ -249,6 +259,18 @@ pub struct SettingsArgs {
     /// Accept Twilio requests without a valid signature (local experiments only)
     #[arg(long, env = "RESERVOICE_INSECURE_SKIP_SIGNATURE")]
     pub insecure_skip_signature: bool,
+    /// Longest call in seconds before it is ended politely
+    #[arg(long, env = "RESERVOICE_MAX_CALL_SECS", default_value_t = 600)]
+    pub max_call_secs: u64,
+    /// Seconds with nobody speaking before the call is ended politely
+    #[arg(long, env = "RESERVOICE_MAX_SILENCE_SECS", default_value_t = 60)]
+    pub max_silence_secs: u64,
+    /// On shutdown, seconds live calls may go on before they are ended politely
+    #[arg(long, env = "RESERVOICE_DRAIN_SECS", default_value_t = 120)]
+    pub drain_secs: u64,
+    /// Only call these country calling codes (e.g. "1,33"); empty: any country
+    #[arg(long, env = "RESERVOICE_ALLOWED_COUNTRIES", default_value = "")]
+    pub allowed_countries: String,
     /// Largest party size accepted
     #[arg(long, env = "RESERVOICE_MAX_PARTY_SIZE", default_value_t = crate::domain::reservation::DEFAULT_MAX_PARTY)]
     pub max_party_size: u32,
@@ -374,7 +396,19 @@ impl SettingsArgs {
             timezone,
             skip_signature: self.insecure_skip_signature,
             max_party_size: self.max_party_size,
-            timings: CallTimings::default(),
+            dial_policy: crate::domain::phone::DialPolicy::parse_allow_list(
+                &self.allowed_countries,
+            )
+            .map_err(|problem| ConfigError::Invalid {
+                var: "RESERVOICE_ALLOWED_COUNTRIES",
+                problem,
+            })?,
+            timings: CallTimings {
+                max_call: Duration::from_secs(self.max_call_secs.max(10)),
+                max_silence: Duration::from_secs(self.max_silence_secs.max(5)),
+                ..CallTimings::default()
+            },
+            drain_timeout: Duration::from_secs(self.drain_secs),
         })
     }
 }
@@ -398,6 +432,9 @@ mod tests {
             bind: "127.0.0.1:0".into(),
             max_party_size: 20,
             timezone: Some("Europe/Paris".into()),
+            max_call_secs: 600,
+            max_silence_secs: 60,
+            drain_secs: 120,
             ..Default::default()
         }
     }

@@ -26,7 +26,7 @@ fn text(bytes: &[u8]) -> String {
 const CALL: &[&str] = &[
     "call",
     "--to",
-    "+15551234567",
+    "+12125550123",
     "--restaurant",
     "Chez Demo",
     "--party-size",
@@ -55,7 +55,7 @@ async fn call_prints_the_live_transcript_and_the_outcome_then_calls_shows_it() {
         text(&out.stderr)
     );
     assert!(
-        stdout.contains("Calling Chez Demo (+15551234567) for a table for 4 on"),
+        stdout.contains("Calling Chez Demo (+12125550123) for a table for 4 on"),
         "{stdout}"
     );
     assert!(
@@ -84,7 +84,7 @@ async fn call_prints_the_live_transcript_and_the_outcome_then_calls_shows_it() {
         .expect("one row")
         .to_string();
     assert!(
-        id.starts_with("CA") && table.contains("booked") && table.contains("+1555•••67"),
+        id.starts_with("CA") && table.contains("booked") && table.contains("+1212•••23"),
         "{table}"
     );
 
@@ -112,8 +112,8 @@ async fn call_prints_the_live_transcript_and_the_outcome_then_calls_shows_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_tell_what_happened() {
     let mut lines = HashMap::new();
-    lines.insert("+15550000001".to_string(), Line::Busy);
-    lines.insert("+15550000003".to_string(), Line::Fail);
+    lines.insert("+12125550101".to_string(), Line::Busy);
+    lines.insert("+12125550103".to_string(), Line::Fail);
     let rig = Rig::start(RigOptions {
         lines,
         ring_ms: 200,
@@ -124,7 +124,7 @@ async fn exit_codes_tell_what_happened() {
 
     // Busy: not completed (4); --json prints only the record.
     let mut args = CALL.to_vec();
-    args[2] = "+15550000001";
+    args[2] = "+12125550101";
     args.push("--json");
     let out = reservoice(&args, &rig.server_url).await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
@@ -134,7 +134,7 @@ async fn exit_codes_tell_what_happened() {
 
     // Failed to place: 4.
     let mut args = CALL.to_vec();
-    args[2] = "+15550000003";
+    args[2] = "+12125550103";
     let out = reservoice(&args, &rig.server_url).await;
     assert_eq!(out.status.code(), Some(4));
     assert!(

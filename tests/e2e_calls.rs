@@ -249,8 +249,8 @@ async fn barge_in_stops_playback_and_truncates_to_what_was_heard() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_and_busy_calls_end_without_a_conversation() {
     let mut lines = HashMap::new();
-    lines.insert("+15550000001".to_string(), Line::Busy);
-    lines.insert("+15550000002".to_string(), Line::NoAnswer);
+    lines.insert("+12125550101".to_string(), Line::Busy);
+    lines.insert("+12125550102".to_string(), Line::NoAnswer);
     let rig = Rig::start(RigOptions {
         lines,
         ring_ms: 300,
@@ -259,9 +259,9 @@ async fn unanswered_and_busy_calls_end_without_a_conversation() {
     .await
     .unwrap();
     for (number, status, outcome) in [
-        ("+15550000001", CallStatus::Busy, OutcomeStatus::Busy),
+        ("+12125550101", CallStatus::Busy, OutcomeStatus::Busy),
         (
-            "+15550000002",
+            "+12125550102",
             CallStatus::NoAnswer,
             OutcomeStatus::NoAnswer,
         ),
@@ -289,6 +289,7 @@ async fn forged_twilio_requests_change_nothing() {
         &reservoice::domain::reservation::RequestRules {
             default_timezone: chrono_tz::Tz::UTC,
             max_party_size: 20,
+            dial_policy: Default::default(),
         },
         chrono::Utc::now(),
     );

@@ -81,7 +81,7 @@ mod tests {
 
     fn reservation(flex: Option<&str>, callback: Option<&str>) -> Reservation {
         ReservationRequest {
-            to: "+15551234567".into(),
+            to: "+12125550123".into(),
             restaurant: "Chez Demo".into(),
             party_size: 4,
             date: "tomorrow".into(),
@@ -96,6 +96,7 @@ mod tests {
             &RequestRules {
                 default_timezone: chrono_tz::Tz::UTC,
                 max_party_size: 20,
+                dial_policy: Default::default(),
             },
             now(),
         )

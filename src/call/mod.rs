@@ -19,4 +19,7 @@ pub struct CallContext {
     pub store: CallStore,
     /// To hang up or redirect the call.
     pub twilio: TwilioClient,
+    /// Cancelled when the drain time after a shutdown signal is over: live
+    /// calls then end politely.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -102,20 +102,39 @@ async fn run_call(
     info!(stream_sid = %start.stream_sid, call_sid = %call_sid, parameters = ?params, "media stream started");
 
     // Defence in depth: the stream must carry the token we put in the TwiML.
-    let token_ok = match ctx.store.call_token(&call_sid).await {
-        Ok(Some(expected)) => start
-            .custom_parameters
-            .get("call_token")
-            .is_some_and(|got| crate::server::auth::constant_time_eq(got, &expected)),
-        Ok(None) => false,
-        Err(e) => {
-            warn!(error = %e, "cannot check the call token");
-            false
+    match ctx.store.call_token(&call_sid).await {
+        Ok(Some(expected)) => {
+            let given = start.custom_parameters.get("call_token");
+            if !given.is_some_and(|got| crate::server::auth::constant_time_eq(got, &expected)) {
+                warn!("media stream refused: missing or wrong call token; ending the call");
+                let reason = "the media stream did not carry this call's token";
+                let _ = ctx.store.set_error(&call_sid, reason).await;
+                let _ = ctx
+                    .store
+                    .set_outcome(
+                        &call_sid,
+                        &Outcome::bare(OutcomeStatus::Failed, Some(reason.to_string())),
+                        true,
+                    )
+                    .await;
+                // Closing our side ends <Connect>; the call then ends.
+                let mut tx = twilio_tx;
+                let _ = tx.send(Message::Close(None)).await;
+                return;
+            }
         }
-    };
-    if !token_ok {
-        warn!("media stream refused: unknown call or wrong call token");
-        return;
+        Ok(None) => {
+            warn!("media stream refused: no call with this CallSid was placed here");
+            let mut tx = twilio_tx;
+            let _ = tx.send(Message::Close(None)).await;
+            return;
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot check the call token; refusing the stream");
+            let mut tx = twilio_tx;
+            let _ = tx.send(Message::Close(None)).await;
+            return;
+        }
     }
 
     let reservation =
@@ -157,13 +176,15 @@ async fn run_call(
                 ),
                 true,
             ));
-            apologise_and_hang_up(&ctx, &call_sid).await;
+            apologise_and_hang_up(&ctx, &call_sid, APOLOGY_TECHNICAL).await;
             drop(writes);
             let _ = writer.await;
             return;
         }
     };
     let (model_tx, model_rx) = model.split();
+    let now = Instant::now();
+    let timings = &ctx.settings.timings;
     let mut bridge = Bridge {
         ctx: ctx.clone(),
         call_sid: call_sid.clone(),
@@ -187,12 +208,18 @@ async fn run_call(
         hangup_at: None,
         hung_up: false,
         heard_speech: false,
-        greeting_deadline: Some(Instant::now() + ctx.settings.timings.greeting_wait),
+        greeting_deadline: Some(now + timings.greeting_wait),
         bad_frames,
         truncate_seq: 0,
+        brief,
+        history: Vec::new(),
+        reconnected: false,
+        call_deadline: now + timings.max_call,
+        last_activity: now,
     };
-    let end = bridge.run(twilio_rx, model_rx).await;
-    bridge.finish(end).await;
+    let mut twilio_rx = twilio_rx;
+    let end = bridge.run(&mut twilio_rx, model_rx).await;
+    bridge.finish(end, &mut twilio_rx).await;
     drop(bridge);
     let _ = writer.await;
     info!("call session ended");
@@ -225,7 +252,22 @@ fn spawn_writer(
     (tx, handle)
 }
 
+/// Open the model session, trying a second time after a short pause.
 async fn open_model(
+    ctx: &CallContext,
+    brief: &Brief,
+) -> Result<RealtimeConnection, realtime::RealtimeError> {
+    match open_model_once(ctx, brief).await {
+        Ok(ws) => Ok(ws),
+        Err(first) => {
+            warn!(error = %first, "Realtime API unavailable; trying once more");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            open_model_once(ctx, brief).await
+        }
+    }
+}
+
+async fn open_model_once(
     ctx: &CallContext,
     brief: &Brief,
 ) -> Result<RealtimeConnection, realtime::RealtimeError> {
@@ -260,11 +302,15 @@ async fn end_unusable(ctx: &CallContext, call_sid: &str, e: ParameterError) {
     }
 }
 
+/// What the callee hears when the call must end for a technical reason.
+const APOLOGY_TECHNICAL: &str =
+    "Sorry, we are having a technical problem and will call back later. Goodbye.";
+/// What the callee hears when a limit ends the call.
+const APOLOGY_LIMIT: &str = "Sorry, I have to end the call now. Thank you for your time. Goodbye.";
+
 /// Replace the call's TwiML with a short apology and a hang-up.
-async fn apologise_and_hang_up(ctx: &CallContext, call_sid: &str) {
-    let twiml = crate::twilio::twiml::say_and_hangup(
-        "Sorry, we are having a technical problem and will call back later. Goodbye.",
-    );
+async fn apologise_and_hang_up(ctx: &CallContext, call_sid: &str, text: &str) {
+    let twiml = crate::twilio::twiml::say_and_hangup(text);
     if let Err(e) = ctx.twilio.redirect_twiml(call_sid, &twiml).await {
         warn!(error = %e, "could not redirect the call to the apology; hanging up");
         let _ = ctx.twilio.hang_up(call_sid).await;
@@ -278,8 +324,12 @@ enum End {
     Stopped,
     /// Twilio's socket closed without `stop`.
     TwilioClosed,
-    /// The model's socket closed or failed.
+    /// The model's socket closed or failed (after one reconnection attempt).
     ModelLost(String),
+    /// A limit (call length, silence) was reached.
+    Limit(String),
+    /// The server is shutting down and the drain time is over.
+    Shutdown,
 }
 
 /// After `finish_call`: waiting for the goodbye to be said and heard.
@@ -322,6 +372,16 @@ struct Bridge {
     greeting_deadline: Option<Instant>,
     bad_frames: u64,
     truncate_seq: u64,
+    /// The instructions (kept to brief a new session after a reconnect).
+    brief: Brief,
+    /// Lines spoken so far (to restore a new session after a reconnect).
+    history: Vec<(Speaker, String)>,
+    /// Whether the one reconnection attempt was used.
+    reconnected: bool,
+    /// When the call-length limit ends the call.
+    call_deadline: Instant,
+    /// Last time anybody spoke (for the silence limit).
+    last_activity: Instant,
 }
 
 fn far_future() -> Instant {
@@ -329,30 +389,37 @@ fn far_future() -> Instant {
 }
 
 impl Bridge {
-    async fn run(&mut self, mut twilio_rx: TwilioStream, mut model_rx: ModelStream) -> End {
+    async fn run(&mut self, twilio_rx: &mut TwilioStream, mut model_rx: ModelStream) -> End {
+        let shutdown = self.ctx.shutdown.clone();
+        let max_silence = self.ctx.settings.timings.max_silence;
         loop {
             let greeting = self.greeting_deadline.unwrap_or_else(far_future);
             let hangup = self.hangup_at.unwrap_or_else(far_future);
-            tokio::select! {
+            let silence_deadline = self.last_activity + max_silence;
+            let lost = tokio::select! {
                 frame = twilio_rx.next() => match frame {
                     Some(Ok(Message::Text(text))) => {
                         if let Some(end) = self.on_twilio(&text).await {
                             return end;
                         }
+                        None
                     }
                     Some(Ok(Message::Close(_))) | None => return End::TwilioClosed,
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => None,
                     Some(Err(e)) => {
                         debug!(error = %e, "twilio socket error");
                         return End::TwilioClosed;
                     }
                 },
                 event = model_rx.next() => match event {
-                    Some(Ok(WsMessage::Text(text))) => self.on_model(text.as_str()).await,
-                    Some(Ok(WsMessage::Close(frame))) => return End::ModelLost(format!("the model closed the session ({frame:?})")),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return End::ModelLost(e.to_string()),
-                    None => return End::ModelLost("the model connection ended".into()),
+                    Some(Ok(WsMessage::Text(text))) => {
+                        self.on_model(text.as_str()).await;
+                        None
+                    }
+                    Some(Ok(WsMessage::Close(frame))) => Some(format!("the model closed the session ({frame:?})")),
+                    Some(Ok(_)) => None,
+                    Some(Err(e)) => Some(e.to_string()),
+                    None => Some("the model connection ended".to_string()),
                 },
                 _ = sleep_until(greeting), if self.greeting_deadline.is_some() => {
                     self.greeting_deadline = None;
@@ -360,13 +427,82 @@ impl Bridge {
                         info!("no greeting from the callee; the agent speaks first");
                         self.send_model(rt::response_create(None)).await;
                     }
+                    None
                 }
                 _ = sleep_until(hangup), if self.hangup_at.is_some() => {
                     self.hangup_at = None;
                     self.hang_up("goodbye played (or its grace period ran out)").await;
+                    None
+                }
+                _ = sleep_until(self.call_deadline), if !self.hung_up => {
+                    return End::Limit(format!("the call reached its {} s limit", self.ctx.settings.timings.max_call.as_secs()));
+                }
+                _ = sleep_until(silence_deadline), if !self.hung_up => {
+                    return End::Limit(format!("nobody spoke for {} s", max_silence.as_secs()));
+                }
+                _ = shutdown.cancelled(), if !self.hung_up => return End::Shutdown,
+            };
+            if let Some(why) = lost {
+                if self.hung_up {
+                    // The call is ending anyway; nothing to restore.
+                    return End::ModelLost(why);
+                }
+                match self.reconnect(&why).await {
+                    Some(rx) => model_rx = rx,
+                    None => return End::ModelLost(why),
                 }
             }
         }
+    }
+
+    /// The model connection dropped mid-call: open a new session once and
+    /// restore the conversation so far as text, so the agent can go on.
+    async fn reconnect(&mut self, why: &str) -> Option<ModelStream> {
+        if self.reconnected {
+            return None;
+        }
+        self.reconnected = true;
+        warn!("model connection lost mid-call ({why}); reconnecting once");
+        let ws = match open_model(&self.ctx, &self.brief).await {
+            Ok(ws) => ws,
+            Err(e) => {
+                warn!(error = %e, "reconnecting to the model failed");
+                return None;
+            }
+        };
+        let (tx, rx) = ws.split();
+        self.model_tx = tx;
+        // What the old session said is still playing and will be heard: write
+        // it now, so the restored conversation includes it.
+        let pending: Vec<String> = self.pending_agent_lines.keys().cloned().collect();
+        for item in pending {
+            self.flush_agent_line(&item);
+        }
+        // Audio of the old session can no longer be truncated in the new one.
+        self.playback = Playback::default();
+        self.active_response = None;
+        self.discarded.clear();
+        self.create_after_done = false;
+        let mut so_far = String::from(
+            "The connection was interrupted and restored. The phone call is still going on. The conversation so far:\n",
+        );
+        for (speaker, text) in &self.history {
+            let who = match speaker {
+                Speaker::Agent => "You",
+                Speaker::Callee => "Restaurant",
+            };
+            so_far.push_str(&format!("{who}: {text}\n"));
+        }
+        so_far.push_str("Continue the call from where it stopped; do not start over.");
+        self.send_model(rt::text_item("system", &so_far)).await;
+        if self.finishing.is_none() {
+            self.send_model(rt::response_create(None)).await;
+        }
+        info!(
+            restored_lines = self.history.len(),
+            "model session restored"
+        );
+        Some(rx)
     }
 
     async fn send_twilio(&mut self, text: String) {
@@ -460,6 +596,7 @@ impl Bridge {
                     return;
                 }
                 self.greeting_deadline = None;
+                self.last_activity = Instant::now();
                 self.response_had_audio.insert(response_id.to_string());
                 let bytes = rt::base64_decoded_len(&delta) as u64;
                 self.item_started_at
@@ -490,12 +627,13 @@ impl Bridge {
                 item_id,
             } => {
                 self.heard_speech = true;
+                self.last_activity = Instant::now();
                 self.greeting_deadline = None;
                 self.speech_started_at
                     .insert(item_id.to_string(), audio_start_ms);
                 self.barge_in().await;
             }
-            ServerEvent::SpeechStopped { .. } => {}
+            ServerEvent::SpeechStopped { .. } => self.last_activity = Instant::now(),
             ServerEvent::InputTranscriptionCompleted {
                 item_id,
                 transcript,
@@ -508,6 +646,7 @@ impl Bridge {
                         .copied()
                         .unwrap_or(self.clock_ms);
                     info!(speaker = "callee", at_ms, "{text}");
+                    self.history.push((Speaker::Callee, text.to_string()));
                     let _ = self.writes.send(Write::Line(TranscriptLine {
                         speaker: Speaker::Callee,
                         text: text.to_string(),
@@ -665,6 +804,7 @@ impl Bridge {
             return;
         }
         info!(speaker = "agent", at_ms, "{text}");
+        self.history.push((Speaker::Agent, text.clone()));
         let _ = self.writes.send(Write::Line(TranscriptLine {
             speaker: Speaker::Agent,
             text,
@@ -760,11 +900,13 @@ impl Bridge {
         self.hangup_at = None;
     }
 
-    async fn finish(&mut self, end: End) {
+    async fn finish(&mut self, end: End, twilio_rx: &mut TwilioStream) {
         match &end {
             End::Stopped => info!("media stream stopped (call ended)"),
             End::TwilioClosed => info!("media stream closed without `stop`"),
             End::ModelLost(why) => warn!("model connection lost mid-call: {why}"),
+            End::Limit(why) => warn!("ending the call politely: {why}"),
+            End::Shutdown => warn!("ending the call politely: the server is shutting down"),
         }
         let pending: Vec<String> = self.pending_agent_lines.keys().cloned().collect();
         for item in pending {
@@ -776,26 +918,50 @@ impl Bridge {
             }
             self.flush_agent_line(&item);
         }
-        if let End::ModelLost(why) = &end {
-            let _ = self.writes.send(Write::Error(format!(
-                "the AI model connection dropped: {why}"
-            )));
-            let _ = self.writes.send(Write::Outcome(
-                Outcome::bare(
-                    OutcomeStatus::Failed,
-                    Some("the AI model connection dropped mid-call".to_string()),
-                ),
-                true,
-            ));
-            apologise_and_hang_up(&self.ctx, &self.call_sid).await;
-        } else {
-            let _ = self.writes.send(Write::Outcome(
-                Outcome::bare(
-                    OutcomeStatus::Failed,
-                    Some("the call ended before the agent reported an outcome".to_string()),
-                ),
-                true,
-            ));
+        let (reason, apology) = match &end {
+            End::ModelLost(why) => {
+                let _ = self.writes.send(Write::Error(format!(
+                    "the AI model connection dropped: {why}"
+                )));
+                (
+                    "the AI model connection dropped mid-call".to_string(),
+                    Some(APOLOGY_TECHNICAL),
+                )
+            }
+            End::Limit(why) => (format!("the call was ended: {why}"), Some(APOLOGY_LIMIT)),
+            End::Shutdown => (
+                "the call was ended because the server shut down".to_string(),
+                Some(APOLOGY_TECHNICAL),
+            ),
+            End::Stopped | End::TwilioClosed => (
+                "the call ended before the agent reported an outcome".to_string(),
+                None,
+            ),
+        };
+        let _ = self.writes.send(Write::Outcome(
+            Outcome::bare(OutcomeStatus::Failed, Some(reason)),
+            true,
+        ));
+        if let Some(text) = apology {
+            if !self.hung_up {
+                self.hung_up = true;
+                apologise_and_hang_up(&self.ctx, &self.call_sid, text).await;
+                // Let Twilio end the stream itself (the apology plays after
+                // it); closing first could cut the call before the apology.
+                let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                    while let Some(Ok(msg)) = twilio_rx.next().await {
+                        if let Message::Text(t) = &msg {
+                            if matches!(StreamEvent::parse(t.as_str()), Ok(StreamEvent::Stop {})) {
+                                break;
+                            }
+                        }
+                        if matches!(msg, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            }
         }
         if self.bad_frames > 0 {
             warn!(

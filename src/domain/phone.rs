@@ -77,6 +77,69 @@ pub fn mask(number: &str) -> String {
     format!("{head}•••{tail}")
 }
 
+/// Which numbers the agent may dial: never premium-rate, shared-cost,
+/// voicemail-access or pager numbers, nor anything libphonenumber does not
+/// know as a real number; optionally only some countries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DialPolicy {
+    /// Country calling codes allowed (`[1, 33]`); `None` allows every country.
+    pub allowed_country_codes: Option<Vec<u16>>,
+}
+
+impl DialPolicy {
+    /// Parse an allow-list like `+1, +33,44` (empty: every country).
+    pub fn parse_allow_list(text: &str) -> Result<Self, String> {
+        let codes: Result<Vec<u16>, String> = text
+            .split([',', ' '])
+            .map(|c| c.trim().trim_start_matches('+'))
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                c.parse::<u16>()
+                    .ok()
+                    .filter(|n| (1..=999).contains(n))
+                    .ok_or_else(|| format!("'{c}' is not a country calling code like 1 or 33"))
+            })
+            .collect();
+        let codes = codes?;
+        Ok(DialPolicy {
+            allowed_country_codes: if codes.is_empty() { None } else { Some(codes) },
+        })
+    }
+
+    /// May the agent call this number? `Err` says why not, for the person.
+    pub fn check(&self, number: &PhoneNumber) -> Result<(), String> {
+        use phonenumber::Type;
+        let parsed = phonenumber::parse(None, number.as_str())
+            .map_err(|_| format!("{} is not a phone number", number.as_str()))?;
+        if let Some(allowed) = &self.allowed_country_codes {
+            let code = parsed.country().code();
+            if !allowed.contains(&code) {
+                return Err(format!(
+                    "calls to country code +{code} are not allowed on this server"
+                ));
+            }
+        }
+        if !phonenumber::is_valid(&parsed) {
+            return Err(format!("{} is not a dialable number", number.as_str()));
+        }
+        match parsed.number_type(&phonenumber::metadata::DATABASE) {
+            Type::PremiumRate => Err(format!(
+                "{} is a premium-rate number and will not be called",
+                number.as_str()
+            )),
+            Type::SharedCost => Err(format!(
+                "{} is a shared-cost number and will not be called",
+                number.as_str()
+            )),
+            Type::Voicemail | Type::Pager => Err(format!(
+                "{} is not a number a restaurant answers",
+                number.as_str()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -138,6 +201,41 @@ mod tests {
             PhoneNumber::parse("112"),
             Err(PhoneError::Refused(_))
         ));
+    }
+
+    #[test]
+    fn dial_policy_refuses_premium_invalid_and_foreign_numbers() {
+        let open = DialPolicy::default();
+        let n = |s: &str| PhoneNumber::parse(s).unwrap();
+        assert!(open.check(&n("+12125550123")).is_ok());
+        assert!(open.check(&n("+33142685300")).is_ok());
+        assert!(
+            open.check(&n("+18005551234")).is_ok(),
+            "toll-free restaurants exist"
+        );
+        assert!(open
+            .check(&n("+19005551234"))
+            .unwrap_err()
+            .contains("premium-rate"));
+        assert!(open
+            .check(&n("+33899123456"))
+            .unwrap_err()
+            .contains("premium-rate"));
+        assert!(open
+            .check(&n("+15551234567"))
+            .unwrap_err()
+            .contains("not a dialable number"));
+        let us_only = DialPolicy::parse_allow_list("+1").unwrap();
+        assert!(us_only.check(&n("+12125550123")).is_ok());
+        assert!(us_only
+            .check(&n("+33142685300"))
+            .unwrap_err()
+            .contains("+33"));
+        assert_eq!(
+            DialPolicy::parse_allow_list(" ").unwrap(),
+            DialPolicy::default()
+        );
+        assert!(DialPolicy::parse_allow_list("1,x").is_err());
     }
 
     #[test]

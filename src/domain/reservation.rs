@@ -196,6 +196,8 @@ pub struct RequestRules {
     pub default_timezone: Tz,
     /// Largest party accepted.
     pub max_party_size: u32,
+    /// Which numbers may be dialled.
+    pub dial_policy: super::phone::DialPolicy,
 }
 
 fn check_text(
@@ -248,7 +250,9 @@ impl ReservationRequest {
             })
         };
         let phone = PhoneNumber::parse(&self.to)
-            .map_err(|e| err(&mut errors, "to", e.to_string()))
+            .map_err(|e| e.to_string())
+            .and_then(|p| rules.dial_policy.check(&p).map(|()| p))
+            .map_err(|m| err(&mut errors, "to", m))
             .ok();
         let restaurant = check_text(
             "restaurant",
@@ -544,6 +548,7 @@ mod tests {
         RequestRules {
             default_timezone: Tz::Europe__Paris,
             max_party_size: DEFAULT_MAX_PARTY,
+            dial_policy: Default::default(),
         }
     }
     fn now() -> DateTime<Utc> {
@@ -551,7 +556,7 @@ mod tests {
     }
     fn request() -> ReservationRequest {
         ReservationRequest {
-            to: "+15551234567".into(),
+            to: "+12125550123".into(),
             restaurant: "Bob & Sue's \"Grill\" <Downtown>".into(),
             party_size: 4,
             date: "tomorrow".into(),

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use super::AppState;
 use crate::domain::reservation::RequestRules;
-use crate::domain::{CallStatus, FieldError, ReservationRequest};
+use crate::domain::{CallStatus, FieldError, Outcome, OutcomeStatus, ReservationRequest};
 use crate::store::CallEvent;
 use crate::twilio::rest::{CreateCall, TwilioError};
 use crate::twilio::twiml;
@@ -53,6 +53,13 @@ pub async fn create_call(
     State(state): State<AppState>,
     body: Result<Json<ReservationRequest>, JsonRejection>,
 ) -> Response {
+    if state.draining.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "the server is shutting down and places no new calls"})),
+        )
+            .into_response();
+    }
     let request = match body {
         Ok(Json(r)) => r,
         Err(rejection) => {
@@ -66,6 +73,7 @@ pub async fn create_call(
     let rules = RequestRules {
         default_timezone: settings.timezone,
         max_party_size: settings.max_party_size,
+        dial_policy: settings.dial_policy.clone(),
     };
     let reservation = match request.into_reservation(&rules, Utc::now()) {
         Ok(r) => r,
@@ -103,13 +111,40 @@ pub async fn create_call(
         Err(e) => {
             state.metrics.calls_refused.fetch_add(1, Ordering::Relaxed);
             warn!(error = %e, "Twilio did not place the call");
-            let (status, code) = match &e {
-                TwilioError::Api { code, .. } => (StatusCode::BAD_GATEWAY, *code),
-                _ => (StatusCode::BAD_GATEWAY, None),
+            let code = match &e {
+                TwilioError::Api { code, .. } => *code,
+                _ => None,
+            };
+            // Keep a record of the attempt, so `calls` shows it and why it failed.
+            let id = format!("RF{:032x}", rand::random::<u128>());
+            let message = e.to_string();
+            let recorded = async {
+                state
+                    .store
+                    .insert(&id, &reservation, &call_token, CallStatus::Failed)
+                    .await?;
+                state.store.set_error(&id, &message).await?;
+                state
+                    .store
+                    .set_outcome(
+                        &id,
+                        &Outcome::bare(OutcomeStatus::Failed, Some(message.clone())),
+                        false,
+                    )
+                    .await?;
+                state.store.get(&id).await
+            }
+            .await;
+            let record = match recorded {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(error = %e, "cannot record the refused call");
+                    None
+                }
             };
             return (
-                status,
-                Json(json!({"error": e.to_string(), "twilio_code": code})),
+                StatusCode::BAD_GATEWAY,
+                Json(json!({"error": message, "twilio_code": code, "call": record})),
             )
                 .into_response();
         }

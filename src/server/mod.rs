@@ -33,6 +33,10 @@ pub struct AppState {
     pub twilio: TwilioClient,
     /// Counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// Set once a shutdown signal arrived: no new calls are placed.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Cancelled when the drain time is over: live calls end politely.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -42,6 +46,7 @@ impl AppState {
             settings: self.settings.clone(),
             store: self.store.clone(),
             twilio: self.twilio.clone(),
+            shutdown: self.shutdown.clone(),
         }
     }
 }
@@ -93,6 +98,8 @@ impl Application {
             store,
             twilio,
             metrics: Arc::new(metrics::Metrics::default()),
+            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         };
         let router = router(state.clone());
         Ok(Application {
@@ -112,20 +119,58 @@ impl Application {
         &self.state
     }
 
-    /// Serve until `shutdown` resolves, then stop accepting and finish open requests.
+    /// Serve until `shutdown` resolves; then drain: refuse new calls (503),
+    /// let live calls finish for up to the drain timeout (webhooks and media
+    /// streams are still served meanwhile), end the rest politely, wait for
+    /// their records to be written, and stop.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let store = self.state.store.clone();
-        let result = axum::serve(
+        use std::sync::atomic::Ordering;
+        use std::time::Duration;
+        let state = self.state.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await;
-        store.close().await;
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+        let server = tokio::spawn(async move { serve.await });
+        shutdown.await;
+        state.draining.store(true, Ordering::SeqCst);
+        let live = |s: &AppState| s.metrics.active_streams.load(Ordering::SeqCst);
+        if live(&state) > 0 {
+            tracing::info!(
+                live_calls = live(&state),
+                drain_secs = state.settings.drain_timeout.as_secs(),
+                "draining: no new calls; waiting for live calls to finish"
+            );
+        }
+        let deadline = tokio::time::Instant::now() + state.settings.drain_timeout;
+        while live(&state) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if live(&state) > 0 {
+            tracing::warn!(
+                live_calls = live(&state),
+                "drain time over: ending the remaining calls politely"
+            );
+            state.shutdown.cancel();
+            let grace = tokio::time::Instant::now() + Duration::from_secs(10);
+            while live(&state) > 0 && tokio::time::Instant::now() < grace {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let _ = stop_tx.send(());
+        let result = match server.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        state.store.close().await;
         result
     }
 }

@@ -69,6 +69,10 @@ struct Shared {
     api_key: Option<String>,
     sessions: Mutex<Vec<SessionLog>>,
     cancel: CancellationToken,
+    /// Script position (agent response, host line) a new session resumes at.
+    cursor: Mutex<(usize, usize)>,
+    /// Drop the connection after this many `response.done` (one-shot).
+    drop_after: Mutex<Option<usize>>,
 }
 
 /// The running Realtime stand-in: an HTTP/WebSocket server on 127.0.0.1.
@@ -89,6 +93,8 @@ impl RealtimeSim {
             api_key,
             sessions: Mutex::new(Vec::new()),
             cancel: CancellationToken::new(),
+            cursor: Mutex::new((0, 0)),
+            drop_after: Mutex::new(None),
         });
         let app = Router::new()
             .route("/v1/realtime", get(ws_handler))
@@ -121,6 +127,14 @@ impl RealtimeSim {
     /// Every client event received, per session (in connection order), for assertions.
     pub fn sessions(&self) -> Vec<SessionLog> {
         lock(&self.shared.sessions).clone()
+    }
+
+    /// Make the live session (or the next one) drop its connection abruptly
+    /// right after its `n`-th `response.done`, as a network loss would. The
+    /// next session resumes the script where the dropped one stopped, as the
+    /// real model would continue a conversation the product restored.
+    pub fn drop_session_after_responses(&self, n: usize) {
+        *lock(&self.shared.drop_after) = Some(n);
     }
 
     /// Close all sessions and stop listening.
@@ -178,6 +192,12 @@ async fn ws_handler(
 async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: Option<String>) {
     let (mut tx, mut rx) = socket.split();
     let mut session = Session::new(shared.scenario.clone(), model);
+    {
+        let (agent_idx, host_idx) = *lock(&shared.cursor);
+        session.agent_idx = agent_idx;
+        session.host_idx = host_idx;
+    }
+    let mut responses_done = 0usize;
     info!(
         session = idx,
         scenario = shared.scenario.name,
@@ -185,6 +205,9 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
     );
     'outer: loop {
         for event in session.outbox.drain(..) {
+            if event["type"] == "response.done" {
+                responses_done += 1;
+            }
             debug!(session = idx, r#type = %event["type"], "realtime sim → client");
             if tx
                 .send(Message::Text(event.to_string().into()))
@@ -193,6 +216,26 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
             {
                 break 'outer;
             }
+        }
+        let dropping = {
+            let mut drop_after = lock(&shared.drop_after);
+            match *drop_after {
+                Some(n) if responses_done >= n => {
+                    *drop_after = None;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if dropping {
+            info!(
+                session = idx,
+                "realtime sim dropping the connection (as asked)"
+            );
+            *lock(&shared.cursor) = (session.agent_idx, session.host_idx);
+            drop(tx);
+            drop(rx);
+            return;
         }
         let wake = session
             .next_step_at()
@@ -221,6 +264,7 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
             }
         }
     }
+    *lock(&shared.cursor) = (session.agent_idx, session.host_idx);
     info!(session = idx, "realtime sim session closed");
     let _ = tx.close().await;
 }

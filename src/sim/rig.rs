@@ -48,6 +48,18 @@ pub struct RigOptions {
     pub api_token: Option<String>,
     /// Ring time before the simulated restaurant answers (ms).
     pub ring_ms: u64,
+    /// Call length limit (seconds).
+    pub max_call_secs: u64,
+    /// Silence limit (seconds).
+    pub max_silence_secs: u64,
+    /// Drain time on shutdown (seconds).
+    pub drain_secs: u64,
+    /// Play this script instead of `scenario`'s.
+    pub custom_scenario: Option<Scenario>,
+    /// Point the server at this Realtime URL instead of the stand-in (e.g. a closed port).
+    pub realtime_url_override: Option<String>,
+    /// Give the server this Twilio auth token instead of the network's (to provoke refusals).
+    pub server_auth_token_override: Option<String>,
 }
 
 impl Default for RigOptions {
@@ -59,6 +71,12 @@ impl Default for RigOptions {
             openai_api_key: None,
             api_token: None,
             ring_ms: 1200,
+            max_call_secs: 600,
+            max_silence_secs: 60,
+            drain_secs: 120,
+            custom_scenario: None,
+            realtime_url_override: None,
+            server_auth_token_override: None,
         }
     }
 }
@@ -79,13 +97,15 @@ pub struct Rig {
     pub state: AppState,
     /// The Twilio auth token the world shares (to sign forged requests in tests).
     pub auth_token: String,
+    /// The server's call store URL (to reopen it after the server stopped).
+    pub database_url: String,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _data_dir: tempfile::TempDir,
 }
 
 /// The simulated restaurant's number.
-pub const RESTAURANT_NUMBER: &str = "+15551234567";
+pub const RESTAURANT_NUMBER: &str = "+12125550123";
 
 impl Rig {
     /// Start everything on loopback ports chosen by the OS.
@@ -108,6 +128,7 @@ impl Rig {
             ScenarioKind::Alternative => Scenario::alternative(&booking),
             ScenarioKind::BargeIn => Scenario::barge_in(&booking),
         };
+        let scenario = options.custom_scenario.clone().unwrap_or(scenario);
         let model_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
         let (model, realtime_url, key) = match &options.openai_api_key {
             Some(real) => (
@@ -117,7 +138,10 @@ impl Rig {
             ),
             None => {
                 let sim = RealtimeSim::start(scenario.clone(), Some(model_key.clone())).await?;
-                let url = sim.url();
+                let url = options
+                    .realtime_url_override
+                    .clone()
+                    .unwrap_or_else(|| sim.url());
                 (Some(sim), url, model_key)
             }
         };
@@ -136,8 +160,13 @@ impl Rig {
         let server_url = format!("http://{server_addr}");
         let args = SettingsArgs {
             twilio_account_sid: Some(account_sid),
-            twilio_auth_token: Some(auth_token.clone()),
-            twilio_from_number: Some("+15557654321".into()),
+            twilio_auth_token: Some(
+                options
+                    .server_auth_token_override
+                    .clone()
+                    .unwrap_or_else(|| auth_token.clone()),
+            ),
+            twilio_from_number: Some("+12125550100".into()),
             twilio_api_base: phone.api_base(),
             openai_api_key: Some(key),
             openai_realtime_url: realtime_url,
@@ -155,8 +184,13 @@ impl Rig {
             timezone: Some(options.timezone.name().to_string()),
             insecure_skip_signature: false,
             max_party_size: 20,
+            allowed_countries: String::new(),
+            max_call_secs: options.max_call_secs,
+            max_silence_secs: options.max_silence_secs,
+            drain_secs: options.drain_secs,
         };
         let settings = args.resolve().context("simulated settings")?;
+        let database_url = settings.database_url.clone();
         let app = Application::build(settings, Some(listener)).await?;
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -171,6 +205,7 @@ impl Rig {
             booking,
             state,
             auth_token,
+            database_url,
             stop: Some(stop),
             server: Some(server),
             _data_dir: data_dir,
@@ -188,7 +223,7 @@ impl Rig {
             time: "7pm".into(),
             name: self.booking.name.clone(),
             flexibility: Some("30m".into()),
-            callback: Some("+15557654321".into()),
+            callback: Some("+12125550199".into()),
             notes: Some("a quiet table if possible".into()),
             timezone: None,
         }
@@ -197,6 +232,17 @@ impl Rig {
     /// The call store.
     pub fn store(&self) -> &CallStore {
         &self.state.store
+    }
+
+    /// Send the server its shutdown signal and wait until it has drained and
+    /// stopped (the simulators keep running).
+    pub async fn stop_server(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), server).await;
+        }
     }
 
     /// Stop the server and the simulators.

@@ -517,7 +517,7 @@ mod tests {
 
     fn reservation() -> Reservation {
         ReservationRequest {
-            to: "+15551234567".into(),
+            to: "+12125550123".into(),
             restaurant: "Chez Demo".into(),
             party_size: 2,
             date: "2099-01-01".into(),
@@ -529,6 +529,7 @@ mod tests {
             &RequestRules {
                 default_timezone: chrono_tz::Tz::UTC,
                 max_party_size: 20,
+                dial_policy: Default::default(),
             },
             Utc::now(),
         )
