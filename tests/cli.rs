@@ -213,3 +213,80 @@ async fn demo_runs_a_whole_simulated_call() {
     assert!(stdout.contains("Booked: table for 4"));
     assert!(stdout.contains("That was a simulation"));
 }
+
+#[tokio::test]
+async fn serve_names_the_missing_setting_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.trim(), "reservoice: missing TWILIO_ACCOUNT_SID: set it in the environment, in .env, or with --twilio-account-sid");
+
+    // With everything set it serves, and SIGTERM stops it cleanly.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TWILIO_ACCOUNT_SID", "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        .env("TWILIO_AUTH_TOKEN", "12345678901234567890123456789012")
+        .env("TWILIO_FROM_NUMBER", "+12125550100")
+        .env("OPENAI_API_KEY", "sk-never-printed")
+        .env("PUBLIC_URL", "https://reservoice.example.com")
+        .env("RESERVOICE_BIND", "127.0.0.1:0")
+        .env("RESERVOICE_DATA_DIR", dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let listening = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        while !seen.contains("reservoice is listening") {
+            let n = stderr.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await;
+    assert!(
+        listening.is_ok() && seen.contains("reservoice is listening"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("wss://reservoice.example.com/media-stream"),
+        "{seen}"
+    );
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    use tokio::io::AsyncReadExt;
+    let _ = stderr.read_to_string(&mut rest).await;
+    seen.push_str(&rest);
+    assert!(
+        !seen.contains("sk-never-printed") && !seen.contains("12345678901234567890123456789012"),
+        "secrets leaked: {seen}"
+    );
+    assert!(
+        dir.path().join("reservoice.db").exists(),
+        "the call store lives in the data dir"
+    );
+}

@@ -332,6 +332,21 @@ async fn forged_twilio_requests_change_nothing() {
         CallStatus::Completed
     );
 
+    // The other webhooks are signed too.
+    for hook in ["amd", "stream-status"] {
+        let res = http
+            .post(format!("{}/twilio/{hook}", rig.server_url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", "forged")
+            .body("CallSid=CAforged&AnsweredBy=machine_end_beep&StreamEvent=stream-error&StreamError=boom")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{hook}");
+    }
+    let after = store.get("CAforged").await.unwrap().unwrap();
+    assert!(after.answered_by.is_none() && after.error.is_none());
+
     // The media stream upgrade without a signature is refused before anything opens.
     let ws_url = format!("ws://{}/media-stream", rig.server_addr);
     let err = tokio_tungstenite::connect_async(ws_url.as_str())
