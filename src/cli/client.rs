@@ -123,50 +123,53 @@ impl ApiClient {
         })
     }
 
+    /// Send a request and read its JSON answer (`what` names it in errors).
+    async fn fetch<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        id: Option<&str>,
+        what: &str,
+    ) -> Result<T, ClientError> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        let response = self.check(response, id).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Other(format!("unreadable {what}: {e}")))
+    }
+
     /// Ask the server to place a reservation call.
     pub async fn create_call(
         &self,
         request: &ReservationRequest,
     ) -> Result<CallRecord, ClientError> {
-        let response = self
-            .request(reqwest::Method::POST, "/api/calls")
-            .json(request)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let response = self.check(response, None).await?;
-        response
-            .json()
-            .await
-            .map_err(|e| ClientError::Other(format!("unreadable call record: {e}")))
+        self.fetch(
+            self.request(reqwest::Method::POST, "/api/calls")
+                .json(request),
+            None,
+            "call record",
+        )
+        .await
     }
 
     /// One call's record.
     pub async fn get_call(&self, id: &str) -> Result<CallRecord, ClientError> {
-        let response = self
-            .request(reqwest::Method::GET, &format!("/api/calls/{id}"))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let response = self.check(response, Some(id)).await?;
-        response
-            .json()
-            .await
-            .map_err(|e| ClientError::Other(format!("unreadable call record: {e}")))
+        self.fetch(
+            self.request(reqwest::Method::GET, &format!("/api/calls/{id}")),
+            Some(id),
+            "call record",
+        )
+        .await
     }
 
     /// Recent calls.
     pub async fn list_calls(&self, limit: u32) -> Result<Vec<CallSummary>, ClientError> {
-        let response = self
-            .request(reqwest::Method::GET, &format!("/api/calls?limit={limit}"))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let response = self.check(response, None).await?;
-        response
-            .json()
-            .await
-            .map_err(|e| ClientError::Other(format!("unreadable call list: {e}")))
+        self.fetch(
+            self.request(reqwest::Method::GET, &format!("/api/calls?limit={limit}")),
+            None,
+            "call list",
+        )
+        .await
     }
 
     /// Follow a call's live events.
