@@ -33,6 +33,10 @@ type TwilioStream = SplitStream<WebSocket>;
 type ModelSink = SplitSink<RealtimeConnection, WsMessage>;
 type ModelStream = SplitStream<RealtimeConnection>;
 
+/// How long Twilio has to end the stream after our REST hang-up before we
+/// close it ourselves (which ends `<Connect>`, and so the call).
+const HANGUP_CONFIRM: Duration = Duration::from_secs(10);
+
 /// How long Twilio has to send `start` after the upgrade.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -431,6 +435,10 @@ impl Bridge {
                 }
                 _ = sleep_until(hangup), if self.hangup_at.is_some() => {
                     self.hangup_at = None;
+                    if self.hung_up {
+                        warn!("Twilio did not end the stream after the hang-up; closing it");
+                        return End::TwilioClosed;
+                    }
                     self.hang_up("goodbye played (or its grace period ran out)").await;
                     None
                 }
@@ -897,7 +905,7 @@ impl Bridge {
             .in_current_span(),
         );
         // If Twilio does not end the stream soon, closing our side ends the call.
-        self.hangup_at = None;
+        self.hangup_at = Some(Instant::now() + HANGUP_CONFIRM);
     }
 
     async fn finish(&mut self, end: End, twilio_rx: &mut TwilioStream) {
