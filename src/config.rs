@@ -155,6 +155,17 @@ impl Default for CallTimings {
     }
 }
 
+/// What to do when an answering machine takes the call (`--voicemail`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum VoicemailPolicy {
+    /// Leave a short message after the beep (who calls, for whom, the slot,
+    /// that nothing was booked), so the restaurant knows why it was called.
+    #[default]
+    Leave,
+    /// Hang up at once: nothing is said to a machine.
+    Hangup,
+}
+
 /// Everything `serve` needs, typed.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -180,6 +191,10 @@ pub struct Settings {
     pub max_party_size: u32,
     /// Live-call timings.
     pub timings: CallTimings,
+    /// Answering machines: leave a message or hang up.
+    pub voicemail: VoicemailPolicy,
+    /// Record each call to `data_dir/recordings/{CallSid}.wav` (needs consent in many places).
+    pub record: bool,
 }
 
 /// The raw settings as flags and environment give them (see `cli::serve`).
@@ -252,6 +267,12 @@ pub struct SettingsArgs {
     /// Largest party size accepted
     #[arg(long, env = "RESERVOICE_MAX_PARTY_SIZE", default_value_t = crate::domain::reservation::DEFAULT_MAX_PARTY)]
     pub max_party_size: u32,
+    /// When an answering machine answers: leave a short message, or hang up
+    #[arg(long, env = "RESERVOICE_VOICEMAIL", value_enum, default_value_t = VoicemailPolicy::Leave)]
+    pub voicemail: VoicemailPolicy,
+    /// Record every call to a stereo WAV in the data dir (recording calls needs consent in many places)
+    #[arg(long, env = "RESERVOICE_RECORD")]
+    pub record: bool,
 }
 
 fn required(
@@ -375,6 +396,8 @@ impl SettingsArgs {
             skip_signature: self.insecure_skip_signature,
             max_party_size: self.max_party_size,
             timings: CallTimings::default(),
+            voicemail: self.voicemail,
+            record: self.record,
         })
     }
 }

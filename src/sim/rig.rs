@@ -31,6 +31,11 @@ pub enum ScenarioKind {
     Alternative,
     /// The host talks over the agent's long introduction.
     BargeIn,
+    /// A phone menu answers ("for reservations, press two"); the agent presses 2, then the host books.
+    Menu,
+    /// An answering machine answers: greeting, beep, then Twilio's async AMD
+    /// callback (`machine_end_beep`).
+    Voicemail,
 }
 
 /// How to build the rig.
@@ -48,6 +53,10 @@ pub struct RigOptions {
     pub api_token: Option<String>,
     /// Ring time before the simulated restaurant answers (ms).
     pub ring_ms: u64,
+    /// What the server does on reaching an answering machine.
+    pub voicemail: crate::config::VoicemailPolicy,
+    /// Record calls (`--record`).
+    pub record: bool,
 }
 
 impl Default for RigOptions {
@@ -59,6 +68,8 @@ impl Default for RigOptions {
             openai_api_key: None,
             api_token: None,
             ring_ms: 1200,
+            voicemail: crate::config::VoicemailPolicy::Leave,
+            record: false,
         }
     }
 }
@@ -107,7 +118,15 @@ impl Rig {
             ScenarioKind::Booked => Scenario::booked(&booking),
             ScenarioKind::Alternative => Scenario::alternative(&booking),
             ScenarioKind::BargeIn => Scenario::barge_in(&booking),
+            ScenarioKind::Menu => Scenario::menu(&booking),
+            ScenarioKind::Voicemail => Scenario::voicemail(&booking),
         };
+        let mut lines = options.lines.clone();
+        if options.scenario == ScenarioKind::Voicemail {
+            lines
+                .entry(RESTAURANT_NUMBER.to_string())
+                .or_insert(Line::Voicemail);
+        }
         let model_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
         let (model, realtime_url, key) = match &options.openai_api_key {
             Some(real) => (
@@ -125,7 +144,7 @@ impl Rig {
             account_sid: account_sid.clone(),
             auth_token: auth_token.clone(),
             scenario,
-            lines: options.lines.clone(),
+            lines,
             ring_ms: options.ring_ms,
         })
         .await?;
@@ -155,6 +174,8 @@ impl Rig {
             timezone: Some(options.timezone.name().to_string()),
             insecure_skip_signature: false,
             max_party_size: 20,
+            voicemail: options.voicemail,
+            record: options.record,
         };
         let settings = args.resolve().context("simulated settings")?;
         let app = Application::build(settings, Some(listener)).await?;
