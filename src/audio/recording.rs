@@ -247,7 +247,10 @@ mod tests {
         assert_eq!(task.await.unwrap(), Some(path.clone()));
         let mut r = hound::WavReader::open(&path).unwrap();
         let spec = r.spec();
-        assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16));
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (2, 8000, 16)
+        );
         let s: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
         assert_eq!(s.len(), 320);
         assert_eq!((s[0], s[1]), (32124, -32124));

@@ -20,10 +20,10 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::playback::{Echo, Playback};
 use super::{voicemail, CallContext};
-use crate::audio::recording::{self, Recorder};
-use crate::config::VoicemailPolicy;
 use crate::agent::tools::{self, ToolCall};
 use crate::agent::Brief;
+use crate::audio::recording::{self, Recorder};
+use crate::config::VoicemailPolicy;
 use crate::domain::reservation::ParameterError;
 use crate::domain::{Outcome, OutcomeStatus, Reservation, Speaker, TranscriptLine};
 use crate::realtime::events::{self as rt, ServerEvent};
@@ -176,8 +176,7 @@ async fn run_call(
         }
     };
     let (model_tx, model_rx) = model.split();
-    let (recorder, recording) = match recording::recording_path(&ctx.settings.data_dir, &call_sid)
-    {
+    let (recorder, recording) = match recording::recording_path(&ctx.settings.data_dir, &call_sid) {
         Some(path) if ctx.settings.record => {
             let (r, task) = Recorder::start(path);
             (Some(r), Some(task))
@@ -679,7 +678,11 @@ impl Bridge {
             self.discarded.insert(active);
         }
         // Keypad tones are ours, not the model's: there is nothing to truncate.
-        for c in cut.truncates.iter().filter(|c| !c.item_id.starts_with(DTMF_ITEM)) {
+        for c in cut
+            .truncates
+            .iter()
+            .filter(|c| !c.item_id.starts_with(DTMF_ITEM))
+        {
             info!(item_id = %c.item_id, audio_end_ms = c.audio_end_ms, sent_ms = c.sent_ms, "barge-in: the callee spoke over the agent");
             self.truncate_seq += 1;
             let event_id = format!("client_truncate_{}", self.truncate_seq);
@@ -850,8 +853,10 @@ impl Bridge {
         if self.active_response.is_some() {
             self.create_after_done = true;
         } else {
-            self.send_model(rt::response_create(Some("Leave the voicemail message now.")))
-                .await;
+            self.send_model(rt::response_create(Some(
+                "Leave the voicemail message now.",
+            )))
+            .await;
         }
         self.hangup_at = Some(Instant::now() + voicemail::MESSAGE_TIMEOUT);
     }

@@ -66,10 +66,7 @@ pub fn watch_answered_by(store: CallStore, call_sid: String) -> oneshot::Receive
 /// and that nothing was booked.
 pub fn message_instructions(r: &Reservation) -> String {
     let callback = match &r.callback {
-        Some(cb) => format!(
-            " Give the callback number {}, digit by digit.",
-            cb.as_str()
-        ),
+        Some(cb) => format!(" Give the callback number {}, digit by digit.", cb.as_str()),
         None => String::new(),
     };
     format!(
@@ -90,7 +87,12 @@ mod tests {
 
     #[test]
     fn machines_and_people() {
-        for m in ["machine_end_beep", "machine_end_silence", "machine_end_other", "fax"] {
+        for m in [
+            "machine_end_beep",
+            "machine_end_silence",
+            "machine_end_other",
+            "fax",
+        ] {
             assert!(is_machine(m), "{m}");
         }
         for p in ["human", "unknown", ""] {

@@ -96,7 +96,10 @@ pub async fn run(args: CallsArgs) -> i32 {
                 println!("Answered by {who}");
             }
             if let Some(path) = &record.recording {
-                println!("Recording   {path} (GET /api/calls/{}/recording)", record.id);
+                println!(
+                    "Recording   {path} (GET /api/calls/{}/recording)",
+                    record.id
+                );
             }
             println!();
             if record.transcript.is_empty() {

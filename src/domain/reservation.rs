@@ -593,19 +593,43 @@ mod tests {
         let mut late = request();
         late.to = "+81 3-1234-5678".into();
         let r = late
-            .into_reservation(&rules(), Utc.with_ymd_and_hms(2026, 11, 24, 16, 0, 0).unwrap())
+            .into_reservation(
+                &rules(),
+                Utc.with_ymd_and_hms(2026, 11, 24, 16, 0, 0).unwrap(),
+            )
             .unwrap();
-        assert_eq!(r.slot.date, NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(), "01:00 on the 25th in Tokyo");
+        assert_eq!(
+            r.slot.date,
+            NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+            "01:00 on the 25th in Tokyo"
+        );
         // A UK number: London. A US number (several zones): the server default.
         let mut uk = request();
         uk.to = "+44 20 7946 0018".into();
-        assert_eq!(uk.into_reservation(&rules(), now()).unwrap().slot.timezone, Tz::Europe__London);
-        assert_eq!(request().into_reservation(&rules(), now()).unwrap().slot.timezone, Tz::Europe__Paris);
+        assert_eq!(
+            uk.into_reservation(&rules(), now()).unwrap().slot.timezone,
+            Tz::Europe__London
+        );
+        assert_eq!(
+            request()
+                .into_reservation(&rules(), now())
+                .unwrap()
+                .slot
+                .timezone,
+            Tz::Europe__Paris
+        );
         // A named zone always wins.
         let mut named = request();
         named.to = "+81 3-1234-5678".into();
         named.timezone = Some("America/Chicago".into());
-        assert_eq!(named.into_reservation(&rules(), now()).unwrap().slot.timezone, Tz::America__Chicago);
+        assert_eq!(
+            named
+                .into_reservation(&rules(), now())
+                .unwrap()
+                .slot
+                .timezone,
+            Tz::America__Chicago
+        );
     }
 
     #[test]

@@ -187,11 +187,7 @@ pub async fn get_recording(State(state): State<AppState>, Path(id): Path<String>
             .into_response();
     };
     match tokio::fs::read(&path).await {
-        Ok(bytes) => (
-            [(axum::http::header::CONTENT_TYPE, "audio/wav")],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => ([(axum::http::header::CONTENT_TYPE, "audio/wav")], bytes).into_response(),
         Err(e) => internal(e),
     }
 }

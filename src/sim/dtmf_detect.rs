@@ -59,11 +59,10 @@ fn classify(block: &[f32]) -> Option<char> {
         return None;
     }
     let strongest = |freqs: &[f32; 4]| {
-        freqs
-            .iter()
-            .map(|&f| goertzel(block, f))
-            .enumerate()
-            .fold((0usize, 0.0f32), |best, (i, p)| if p > best.1 { (i, p) } else { best })
+        freqs.iter().map(|&f| goertzel(block, f)).enumerate().fold(
+            (0usize, 0.0f32),
+            |best, (i, p)| if p > best.1 { (i, p) } else { best },
+        )
     };
     let (row, p_low) = strongest(&LOW);
     let (col, p_high) = strongest(&HIGH);
