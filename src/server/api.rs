@@ -100,7 +100,6 @@ pub async fn create_call(
         machine_detection: Some("DetectMessageEnd".to_string()),
         async_amd: true,
         async_amd_status_callback: Some(public.amd_callback()),
-        ..Default::default()
     };
     info!(to = %reservation.restaurant_phone.masked(), "placing a call: {}", reservation.summary());
     let call = match state.twilio.create_call(&create).await {
