@@ -161,6 +161,17 @@ impl Default for CallTimings {
     }
 }
 
+/// What to do when an answering machine takes the call (`--voicemail`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum VoicemailPolicy {
+    /// Leave a short message after the beep (who calls, for whom, the slot,
+    /// that nothing was booked), so the restaurant knows why it was called.
+    #[default]
+    Leave,
+    /// Hang up at once: nothing is said to a machine.
+    Hangup,
+}
+
 /// Everything `serve` needs, typed.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -190,6 +201,10 @@ pub struct Settings {
     pub timings: CallTimings,
     /// On shutdown, how long live calls may go on before they are ended politely.
     pub drain_timeout: Duration,
+    /// Answering machines: leave a message or hang up.
+    pub voicemail: VoicemailPolicy,
+    /// Record each call to `data_dir/recordings/{CallSid}.wav` (needs consent in many places).
+    pub record: bool,
 }
 
 /// The raw settings as flags and environment give them (see `cli::serve`).
@@ -274,6 +289,12 @@ pub struct SettingsArgs {
     /// Largest party size accepted
     #[arg(long, env = "RESERVOICE_MAX_PARTY_SIZE", default_value_t = crate::domain::reservation::DEFAULT_MAX_PARTY)]
     pub max_party_size: u32,
+    /// When an answering machine answers: leave a short message, or hang up
+    #[arg(long, env = "RESERVOICE_VOICEMAIL", value_enum, default_value_t = VoicemailPolicy::Leave)]
+    pub voicemail: VoicemailPolicy,
+    /// Record every call to a stereo WAV in the data dir (recording calls needs consent in many places)
+    #[arg(long, env = "RESERVOICE_RECORD")]
+    pub record: bool,
 }
 
 fn required(
@@ -409,6 +430,8 @@ impl SettingsArgs {
                 ..CallTimings::default()
             },
             drain_timeout: Duration::from_secs(self.drain_secs),
+            voicemail: self.voicemail,
+            record: self.record,
         })
     }
 }

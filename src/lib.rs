@@ -21,7 +21,7 @@
 //! - [`agent`]: the brief the model gets and the tools it may call.
 //! - [`call`]: one live call: the bridge between Twilio and the model, and the
 //!   playback bookkeeping behind barge-in.
-//! - [`audio`]: mu-law and DTMF tones.
+//! - [`audio`]: mu-law, DTMF tones and call recordings.
 //! - [`store`]: the call store (SQLite) and live call events.
 //! - [`server`]: the HTTP surface, built by [`server::Application::build`] for
 //!   `serve`, `demo` and the tests alike.

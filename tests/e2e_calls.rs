@@ -271,6 +271,20 @@ async fn unanswered_and_busy_calls_end_without_a_conversation() {
         let record = place_and_finish(&rig, &request).await;
         assert_eq!(record.status, status);
         assert_eq!(record.outcome.as_ref().unwrap().status, outcome);
+        // Twilio's SipResponseCode, in words (the simulator sends 486 / 487).
+        let notes = record
+            .outcome
+            .as_ref()
+            .unwrap()
+            .notes
+            .clone()
+            .unwrap_or_default();
+        let want = if status == CallStatus::Busy {
+            "busy (SIP 486)"
+        } else {
+            "no answer (SIP 487)"
+        };
+        assert!(notes.contains(want), "{notes}");
         assert!(record.transcript.is_empty());
         assert_eq!(render::exit_code(&record), 4);
     }

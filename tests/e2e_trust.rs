@@ -257,6 +257,7 @@ async fn silence_ends_the_call_politely() {
         name: "silent",
         host: vec![],
         agent: vec![],
+        on_system: None,
     };
     let rig = Rig::start(RigOptions {
         custom_scenario: Some(silent),

@@ -2,16 +2,33 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::config::VoicemailPolicy;
 use crate::domain::Reservation;
 
 /// The system instructions the model is given for one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Brief(String);
 
+/// Server settings that change what the agent must say or do, so the brief
+/// and the server's behaviour never disagree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BriefOptions {
+    /// The call is recorded: the disclosure must say so.
+    pub recording: bool,
+    /// What to do on reaching an answering machine.
+    pub voicemail: VoicemailPolicy,
+}
+
 impl Brief {
-    /// Build the brief. `now` lets the agent know what "today" is at the
-    /// restaurant, so it can answer "which Wednesday?" correctly.
+    /// Build the brief with default options (not recorded, leave a message).
+    /// `now` lets the agent know what "today" is at the restaurant, so it can
+    /// answer "which Wednesday?" correctly.
     pub fn new(r: &Reservation, now: DateTime<Utc>) -> Brief {
+        Brief::with_options(r, now, BriefOptions::default())
+    }
+
+    /// Build the brief for a call placed under `options`.
+    pub fn with_options(r: &Reservation, now: DateTime<Utc>, options: BriefOptions) -> Brief {
         let slot = &r.slot;
         let today = now.with_timezone(&slot.timezone).date_naive();
         let date_long = slot.date.format("%A %-d %B %Y").to_string();
@@ -43,19 +60,29 @@ impl Brief {
             ),
             None => "There are no special requests.".to_string(),
         };
+        let recorded = if options.recording {
+            ", and that the call is recorded"
+        } else {
+            ""
+        };
+        let voicemail = match options.voicemail {
+            VoicemailPolicy::Leave => "If an answering machine or voicemail greeting answers (a recording asking you to leave a message after the tone), wait for the beep, call finish_call with status voicemail, and then leave one short message as your goodbye: who you are and for whom you call, the table you wanted (party size, day, time), the callback number if you have one, and that no booking has been made.",
+            VoicemailPolicy::Hangup => "If an answering machine or voicemail greeting answers (a recording asking you to leave a message after the tone), do not leave a message: call finish_call with status voicemail and say nothing more.",
+        };
         let text = format!(
             "You are an automated assistant making a phone call on behalf of {name}. You are calling the restaurant \"{restaurant}\" to book a table for {party} on {date_long} at {spoken_time} ({time_24}). Today at the restaurant is {today}.\n\
 \n\
 How to behave:\n\
 - This is an outbound phone call: the restaurant answers and speaks first. Wait for their greeting; if you hear nothing, greet them yourself.\n\
-- In your first sentence, say plainly that you are an automated assistant calling on behalf of {name}.\n\
+- In your first sentence, say plainly that you are an automated assistant calling on behalf of {name}{recorded}.\n\
 - Speak naturally and briefly: one or two short sentences per turn. Use the language the host speaks.\n\
 - Say the date as a day and date (\"{spoken_date}\"), never as \"tomorrow\".\n\
 - {window}\n\
 - The booking is under the name {name}. {callback} {notes}\n\
 - Never invent details you were not given (phone numbers, email addresses, card numbers, allergies, occasions). If asked for something you do not know, say you do not have it.\n\
-- If a phone menu answers, listen to the options and press the key for reservations or for speaking to a person with the send_dtmf tool. If you are put on hold or hear music, stay silent and wait.\n\
-- If an answering machine or voicemail greeting answers, do not leave a long message: call finish_call with status voicemail.\n\
+- If a phone menu answers (\"for reservations, press 2\"), listen to all the options first, then press the key for reservations, or else the one for speaking to a person or the host, with the send_dtmf tool. After pressing, say nothing and wait for whoever answers next.\n\
+- If you are put on hold or hear music or a recorded announcement, stay silent and wait: never talk over hold music. Speak again only when a person speaks to you.\n\
+- {voicemail}\n\
 - When the outcome is clear, repeat the booking back once (day, time, party size, name) if a table was booked, then call finish_call with the outcome, and then say a short goodbye. Do not keep talking after the goodbye; the call ends when your goodbye has played.\n\
 - If the restaurant does not take reservations, or nothing is available, thank them, call finish_call with that status, and say goodbye.",
             name = r.customer_name,
@@ -120,6 +147,30 @@ mod tests {
         assert!(t.contains("window seat"));
         assert!(t.contains("Today at the restaurant is Tuesday 24 November 2026"));
         assert!(!t.contains("tomorrow\n"));
+    }
+
+    #[test]
+    fn options_change_the_disclosure_and_the_voicemail_rule() {
+        let r = reservation(None, None);
+        let plain = Brief::new(&r, now()).as_str().to_string();
+        assert!(!plain.contains("recorded,"));
+        assert!(!plain.contains("call is recorded"));
+        assert!(plain.contains("wait for the beep"));
+        assert!(plain.contains("never talk over hold music"));
+        assert!(plain.contains("press the key for reservations"));
+        let t = Brief::with_options(
+            &r,
+            now(),
+            BriefOptions {
+                recording: true,
+                voicemail: VoicemailPolicy::Hangup,
+            },
+        )
+        .as_str()
+        .to_string();
+        assert!(t.contains("calling on behalf of Alex Doe, and that the call is recorded"));
+        assert!(t.contains("do not leave a message"));
+        assert!(!t.contains("wait for the beep"));
     }
 
     #[test]

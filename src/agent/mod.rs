@@ -5,5 +5,5 @@
 pub mod brief;
 pub mod tools;
 
-pub use brief::Brief;
+pub use brief::{Brief, BriefOptions};
 pub use tools::{ToolCall, ToolError};

@@ -6,3 +6,4 @@
 
 pub mod dtmf;
 pub mod mulaw;
+pub mod recording;

@@ -3,6 +3,7 @@
 
 pub mod playback;
 pub mod session;
+pub mod voicemail;
 
 use std::sync::Arc;
 

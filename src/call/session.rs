@@ -19,9 +19,11 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::{debug, info, warn, Instrument};
 
 use super::playback::{Echo, Playback};
-use super::CallContext;
+use super::{voicemail, CallContext};
 use crate::agent::tools::{self, ToolCall};
 use crate::agent::Brief;
+use crate::audio::recording::{self, Recorder};
+use crate::config::VoicemailPolicy;
 use crate::domain::reservation::ParameterError;
 use crate::domain::{Outcome, OutcomeStatus, Reservation, Speaker, TranscriptLine};
 use crate::realtime::events::{self as rt, ServerEvent};
@@ -36,6 +38,8 @@ type ModelStream = SplitStream<RealtimeConnection>;
 /// How long Twilio has to end the stream after our REST hang-up before we
 /// close it ourselves (which ends `<Connect>`, and so the call).
 const HANGUP_CONFIRM: Duration = Duration::from_secs(10);
+/// Playback item ids of keypad tones (never a model item).
+const DTMF_ITEM: &str = "dtmf_";
 
 /// How long Twilio has to send `start` after the upgrade.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -165,7 +169,14 @@ async fn run_call(
     }
 
     let (writes, writer) = spawn_writer(ctx.clone(), call_sid.clone());
-    let brief = Brief::new(&reservation, Utc::now());
+    let brief = Brief::with_options(
+        &reservation,
+        Utc::now(),
+        crate::agent::BriefOptions {
+            recording: ctx.settings.record,
+            voicemail: ctx.settings.voicemail,
+        },
+    );
     let model = match open_model(&ctx, &brief).await {
         Ok(m) => m,
         Err(e) => {
@@ -189,7 +200,20 @@ async fn run_call(
     let (model_tx, model_rx) = model.split();
     let now = Instant::now();
     let timings = &ctx.settings.timings;
+    let (recorder, recording) = match recording::recording_path(&ctx.settings.data_dir, &call_sid) {
+        Some(path) if ctx.settings.record => {
+            let (r, task) = Recorder::start(path);
+            (Some(r), Some(task))
+        }
+        _ => (None, None),
+    };
     let mut bridge = Bridge {
+        recorder,
+        amd: Some(voicemail::watch_answered_by(
+            ctx.store.clone(),
+            call_sid.clone(),
+        )),
+        voicemail_message: voicemail::message_instructions(&reservation),
         ctx: ctx.clone(),
         call_sid: call_sid.clone(),
         stream_sid: start.stream_sid.clone(),
@@ -225,6 +249,11 @@ async fn run_call(
     let end = bridge.run(&mut twilio_rx, model_rx).await;
     bridge.finish(end, &mut twilio_rx).await;
     drop(bridge);
+    if let Some(task) = recording {
+        if let Ok(Some(path)) = task.await {
+            info!(path = %path.display(), "call recorded");
+        }
+    }
     let _ = writer.await;
     info!("call session ended");
 }
@@ -343,6 +372,12 @@ struct Finishing {
 }
 
 struct Bridge {
+    /// `--record`: the recorder task's handle (audio is decoded there, not here).
+    recorder: Option<Recorder>,
+    /// Who answered (async AMD), read from the call store; taken by `run`.
+    amd: Option<tokio::sync::oneshot::Receiver<String>>,
+    /// What to leave on an answering machine (system message for the model).
+    voicemail_message: String,
     ctx: CallContext,
     call_sid: String,
     stream_sid: String,
@@ -396,6 +431,7 @@ impl Bridge {
     async fn run(&mut self, twilio_rx: &mut TwilioStream, mut model_rx: ModelStream) -> End {
         let shutdown = self.ctx.shutdown.clone();
         let max_silence = self.ctx.settings.timings.max_silence;
+        let mut amd = self.amd.take();
         loop {
             let greeting = self.greeting_deadline.unwrap_or_else(far_future);
             let hangup = self.hangup_at.unwrap_or_else(far_future);
@@ -430,6 +466,18 @@ impl Bridge {
                     if !self.heard_speech && self.active_response.is_none() {
                         info!("no greeting from the callee; the agent speaks first");
                         self.send_model(rt::response_create(None)).await;
+                    }
+                    None
+                }
+                who = async {
+                    match amd.as_mut() {
+                        Some(rx) => rx.await.ok(),
+                        None => std::future::pending().await,
+                    }
+                }, if amd.is_some() => {
+                    amd = None;
+                    if let Some(who) = who {
+                        self.on_answered_by(&who).await;
                     }
                     None
                 }
@@ -549,6 +597,9 @@ impl Bridge {
                 let mut out = String::with_capacity(media.payload.len() + 56);
                 rt::input_audio_append(&media.payload, &mut out);
                 self.send_model(out).await;
+                if let (Some(r), Some(ts)) = (&self.recorder, media.timestamp_ms()) {
+                    r.inbound(ts, &media.payload);
+                }
             }
             StreamEvent::Mark { mark } => {
                 let echo = self.playback.mark_echoed(&mark.name, self.clock_ms);
@@ -627,6 +678,9 @@ impl Bridge {
                 .await;
                 if let Err(e) = sent {
                     debug!(error = %e, "forwarding audio to twilio failed");
+                }
+                if let Some(r) = &self.recorder {
+                    r.outbound(self.clock_ms, &delta);
                 }
             }
             ServerEvent::AudioDone { item_id, .. } => self.playback.audio_done(&item_id),
@@ -764,10 +818,18 @@ impl Bridge {
         };
         let clear = ts::clear(&self.stream_sid);
         self.send_twilio(clear).await;
+        if let Some(r) = &self.recorder {
+            r.clear(self.clock_ms);
+        }
         if let Some(active) = self.active_response.clone() {
             self.discarded.insert(active);
         }
-        for c in &cut.truncates {
+        // Keypad tones are ours, not the model's: there is nothing to truncate.
+        for c in cut
+            .truncates
+            .iter()
+            .filter(|c| !c.item_id.starts_with(DTMF_ITEM))
+        {
             info!(item_id = %c.item_id, audio_end_ms = c.audio_end_ms, sent_ms = c.sent_ms, "barge-in: the callee spoke over the agent");
             self.truncate_seq += 1;
             let event_id = format!("client_truncate_{}", self.truncate_seq);
@@ -824,18 +886,37 @@ impl Bridge {
         if !self.handled_tool_calls.insert(call_id.clone()) {
             return;
         }
+        // After keys are pressed the agent waits for the line to speak, so no reply is asked for.
+        let mut reply = true;
         let output = match ToolCall::parse(&name, &arguments) {
             Ok(ToolCall::FinishCall(outcome)) => {
                 info!(status = %outcome.status, "outcome: {}", outcome.describe());
+                let machine = outcome.status == OutcomeStatus::Voicemail;
                 let _ = self.writes.send(Write::Outcome(outcome, false));
                 self.finishing = Some(Finishing {
                     goodbye_sent: false,
                 });
-                self.hangup_at = Some(Instant::now() + self.ctx.settings.timings.goodbye_timeout);
-                json!({"recorded": true, "next": "Say a short goodbye now. The call ends after your goodbye."})
+                match (machine, self.ctx.settings.voicemail) {
+                    (true, VoicemailPolicy::Hangup) => {
+                        self.hang_up("the agent reached an answering machine").await;
+                        return;
+                    }
+                    (true, VoicemailPolicy::Leave) => {
+                        self.hangup_at = Some(Instant::now() + voicemail::MESSAGE_TIMEOUT);
+                        json!({"recorded": true, "next": self.voicemail_message.clone()})
+                    }
+                    (false, _) => {
+                        self.hangup_at =
+                            Some(Instant::now() + self.ctx.settings.timings.goodbye_timeout);
+                        json!({"recorded": true, "next": "Say a short goodbye now. The call ends after your goodbye."})
+                    }
+                }
             }
             Ok(ToolCall::SendDtmf(digits)) => match self.send_dtmf(&digits).await {
-                Ok(()) => json!({"sent": digits}),
+                Ok(()) => {
+                    reply = false;
+                    json!({"done": true, "pressed": digits, "next": "The keys were played on the line, in order, after anything you said. Say nothing now; wait for whoever answers."})
+                }
                 Err(e) => json!({"error": e}),
             },
             Err(e) => {
@@ -845,6 +926,9 @@ impl Bridge {
         };
         self.send_model(rt::function_call_output(&call_id, &output))
             .await;
+        if !reply {
+            return;
+        }
         if self.active_response.is_some() {
             self.create_after_done = true;
         } else {
@@ -856,7 +940,14 @@ impl Bridge {
         info!(digits, "pressing keys");
         let audio = crate::audio::dtmf::tones(digits).map_err(|e| e.to_string())?;
         let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &audio);
-        let item_id = format!("dtmf_{digits}_{}", self.clock_ms);
+        let item_id = format!(
+            "{DTMF_ITEM}{digits}_{}_{}",
+            self.clock_ms,
+            self.handled_tool_calls.len()
+        );
+        if let Some(r) = &self.recorder {
+            r.outbound_mulaw(self.clock_ms, audio.clone());
+        }
         let mark_name = self
             .playback
             .audio_sent(&item_id, audio.len() as u64, self.clock_ms);
@@ -867,6 +958,55 @@ impl Bridge {
         let mark = ts::mark(&self.stream_sid, &mark_name);
         self.send_twilio(mark).await;
         Ok(())
+    }
+
+    /// Twilio's AMD says who answered. A machine: leave the message (stop
+    /// whatever the agent was saying, have it speak the message, hang up once
+    /// heard) or hang up at once, per `--voicemail`. Ignored when the agent
+    /// already reported an outcome.
+    async fn on_answered_by(&mut self, who: &str) {
+        info!(answered_by = who, "answering machine detection");
+        if !voicemail::is_machine(who) || self.finishing.is_some() || self.hung_up {
+            return;
+        }
+        let policy = if who == "fax" {
+            VoicemailPolicy::Hangup
+        } else {
+            self.ctx.settings.voicemail
+        };
+        self.finishing = Some(Finishing {
+            goodbye_sent: false,
+        });
+        if policy == VoicemailPolicy::Hangup {
+            let note = format!("answered by a machine ({who}); hung up without leaving a message");
+            let _ = self.writes.send(Write::Outcome(
+                Outcome::bare(OutcomeStatus::Voicemail, Some(note)),
+                false,
+            ));
+            self.hang_up("an answering machine answered").await;
+            return;
+        }
+        let note = format!("answered by a machine ({who}); left a message, nothing booked");
+        let _ = self.writes.send(Write::Outcome(
+            Outcome::bare(OutcomeStatus::Voicemail, Some(note)),
+            false,
+        ));
+        if let Some(active) = self.active_response.clone() {
+            self.discarded.insert(active);
+            self.send_model(rt::response_cancel()).await;
+        }
+        self.barge_in().await;
+        let message = rt::text_item("system", &self.voicemail_message);
+        self.send_model(message).await;
+        if self.active_response.is_some() {
+            self.create_after_done = true;
+        } else {
+            self.send_model(rt::response_create(Some(
+                "Leave the voicemail message now.",
+            )))
+            .await;
+        }
+        self.hangup_at = Some(Instant::now() + voicemail::MESSAGE_TIMEOUT);
     }
 
     /// Once the goodbye has been sent and every mark has come back, hang up
@@ -882,10 +1022,9 @@ impl Bridge {
             self.ctx.settings.timings.goodbye_grace
                 + Duration::from_millis(self.playback.unplayed_ms(self.clock_ms))
         };
-        let at = Instant::now() + grace;
-        if self.hangup_at.is_none_or(|h| at < h) || self.playback.is_idle() {
-            self.hangup_at = Some(at);
-        }
+        // Once the goodbye is fully sent, its playback decides (a long
+        // goodbye is not cut by the timeout set when `finish_call` came).
+        self.hangup_at = Some(Instant::now() + grace);
     }
 
     async fn hang_up(&mut self, why: &str) {

@@ -8,7 +8,7 @@ use crate::domain::{CallRecord, ReservationRequest};
 /// Arguments of `call`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CallArgs {
-    /// Restaurant phone number, international form (+15551234567)
+    /// Restaurant phone number, international form (+12125550123)
     #[arg(long)]
     pub to: String,
     /// Restaurant name

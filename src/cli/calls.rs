@@ -92,6 +92,15 @@ pub async fn run(args: CallsArgs) -> i32 {
                 record.created_at.format("%Y-%m-%d %H:%M:%S UTC")
             );
             println!("Status      {}", record.status.as_str());
+            if let Some(who) = &record.answered_by {
+                println!("Answered by {who}");
+            }
+            if let Some(path) = &record.recording {
+                println!(
+                    "Recording   {path} (GET /api/calls/{}/recording)",
+                    record.id
+                );
+            }
             println!();
             if record.transcript.is_empty() {
                 println!("(no transcript)");

@@ -8,6 +8,7 @@ pub mod phone;
 pub mod record;
 pub mod reservation;
 pub mod when;
+pub mod zones;
 
 pub use outcome::{Outcome, OutcomeStatus};
 pub use phone::PhoneNumber;

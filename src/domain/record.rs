@@ -100,6 +100,10 @@ pub struct CallRecord {
     pub transcript: Vec<TranscriptLine>,
     /// Who answered, from answering-machine detection, when known.
     pub answered_by: Option<String>,
+    /// Where the call's recording is on the server (`--record`), when there is
+    /// one; served at `GET /api/calls/{id}/recording`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
     /// A problem worth telling the person (Twilio's refusal, a dropped model connection).
     pub error: Option<String>,
     /// When the call was placed.

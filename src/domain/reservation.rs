@@ -315,7 +315,13 @@ impl ReservationRequest {
                     )
                 })
                 .ok(),
-            None => Some(rules.default_timezone),
+            // No zone named: the number's country when it has one zone, else the server's.
+            None => Some(
+                phone
+                    .as_ref()
+                    .and_then(PhoneNumber::single_timezone)
+                    .unwrap_or(rules.default_timezone),
+            ),
         };
         let mut slot = None;
         if let Some(tz) = timezone {
@@ -578,6 +584,57 @@ mod tests {
         assert_eq!(r.slot.spoken_date(), "Wednesday 25 November");
         assert_eq!(r.slot.spoken_time(), "7 PM");
         assert_eq!(r.flexibility.get(), 30);
+    }
+
+    #[test]
+    fn the_numbers_country_sets_the_zone_when_it_has_one() {
+        // A Tokyo number, server default Paris: "tomorrow 7pm" is 7pm in Tokyo,
+        // and "tomorrow" is counted from Tokyo's date.
+        let mut req = request();
+        req.to = "+81 3-1234-5678".into();
+        let r = req.into_reservation(&rules(), now()).unwrap();
+        assert_eq!(r.slot.timezone, Tz::Asia__Tokyo);
+        assert_eq!(r.slot.date, NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
+        let mut late = request();
+        late.to = "+81 3-1234-5678".into();
+        let r = late
+            .into_reservation(
+                &rules(),
+                Utc.with_ymd_and_hms(2026, 11, 24, 16, 0, 0).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            r.slot.date,
+            NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+            "01:00 on the 25th in Tokyo"
+        );
+        // A UK number: London. A US number (several zones): the server default.
+        let mut uk = request();
+        uk.to = "+44 20 7946 0018".into();
+        assert_eq!(
+            uk.into_reservation(&rules(), now()).unwrap().slot.timezone,
+            Tz::Europe__London
+        );
+        assert_eq!(
+            request()
+                .into_reservation(&rules(), now())
+                .unwrap()
+                .slot
+                .timezone,
+            Tz::Europe__Paris
+        );
+        // A named zone always wins.
+        let mut named = request();
+        named.to = "+81 3-1234-5678".into();
+        named.timezone = Some("America/Chicago".into());
+        assert_eq!(
+            named
+                .into_reservation(&rules(), now())
+                .unwrap()
+                .slot
+                .timezone,
+            Tz::America__Chicago
+        );
     }
 
     #[test]

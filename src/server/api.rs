@@ -103,7 +103,11 @@ pub async fn create_call(
         status_callback: Some(public.status_callback()),
         status_callback_events: STATUS_EVENTS.iter().map(|s| s.to_string()).collect(),
         timeout_secs: Some(RING_TIMEOUT_SECS),
-        ..Default::default()
+        // Asynchronous AMD: the stream starts at once; Twilio posts who answered
+        // (after a machine's beep) to /twilio/amd, and the session reads it from the store.
+        machine_detection: Some("DetectMessageEnd".to_string()),
+        async_amd: true,
+        async_amd_status_callback: Some(public.amd_callback()),
     };
     info!(to = %reservation.restaurant_phone.masked(), "placing a call: {}", reservation.summary());
     let call = match state.twilio.create_call(&create).await {
@@ -188,11 +192,36 @@ fn not_found(id: &str) -> Response {
         .into_response()
 }
 
-/// `GET /api/calls/{id}`: the record with its transcript.
+/// The recording of call `id` on this server, if there is one.
+fn recording_file(state: &AppState, id: &str) -> Option<std::path::PathBuf> {
+    crate::audio::recording::recording_path(&state.settings.data_dir, id).filter(|p| p.is_file())
+}
+
+/// `GET /api/calls/{id}`: the record with its transcript (and where its
+/// recording is, when there is one).
 pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match state.store.get(&id).await {
-        Ok(Some(r)) => Json(r).into_response(),
+        Ok(Some(mut r)) => {
+            r.recording = recording_file(&state, &id).map(|p| p.display().to_string());
+            Json(r).into_response()
+        }
         Ok(None) => not_found(&id),
+        Err(e) => internal(e),
+    }
+}
+
+/// `GET /api/calls/{id}/recording`: the call's stereo WAV (left: the
+/// restaurant, right: the agent), 404 when the call was not recorded.
+pub async fn get_recording(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let Some(path) = recording_file(&state, &id) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no recording for call {id}")})),
+        )
+            .into_response();
+    };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => ([(axum::http::header::CONTENT_TYPE, "audio/wav")], bytes).into_response(),
         Err(e) => internal(e),
     }
 }

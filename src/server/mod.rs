@@ -181,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         .route("/calls", post(api::create_call).get(api::list_calls))
         .route("/calls/{id}", get(api::get_call))
         .route("/calls/{id}/events", get(api::call_events))
+        .route("/calls/{id}/recording", get(api::get_recording))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_token,

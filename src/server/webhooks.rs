@@ -71,9 +71,20 @@ pub async fn call_status(
         return StatusCode::NO_CONTENT;
     };
     let sequence = get(&params, "SequenceNumber").and_then(|s| s.parse::<i64>().ok());
-    match state.store.apply_status(call_sid, status, sequence).await {
+    let sip = get(&params, "SipResponseCode").unwrap_or("");
+    // Only an unanswered call needs the reason; an answered one ends with 200.
+    let reason = match status {
+        CallStatus::Busy | CallStatus::NoAnswer | CallStatus::Failed => {
+            crate::twilio::sip::reason(sip)
+        }
+        _ => None,
+    };
+    match state
+        .store
+        .apply_status_with_reason(call_sid, status, sequence, reason)
+        .await
+    {
         Ok(true) => {
-            let sip = get(&params, "SipResponseCode").unwrap_or("");
             info!(
                 call_sid,
                 status = status.as_str(),

@@ -24,6 +24,7 @@
 //! (`serde_json::Value`, not the product's types) so they catch bugs in the
 //! product's wire types instead of sharing them.
 
+pub mod dtmf_detect;
 pub mod realtime;
 pub mod rig;
 pub mod scenario;

@@ -335,6 +335,8 @@ pub struct Session {
     outbox: Vec<Value>,
     new_truncates: Vec<Truncate>,
     unscripted_responses: u32,
+    /// A system message matched the scenario's `on_system` keyword.
+    system_armed: bool,
 }
 
 fn default_session(model: &str) -> Value {
@@ -475,6 +477,7 @@ impl Session {
             outbox: Vec::new(),
             new_truncates: Vec::new(),
             unscripted_responses: 0,
+            system_armed: false,
         };
         let created = json!({"type": "session.created", "session": s.session.clone()});
         s.send(created);
@@ -807,7 +810,23 @@ impl Session {
     }
 
     fn start_response(&mut self, now: Instant) {
-        let Some(script) = self.scenario.agent.get(self.agent_idx).cloned() else {
+        let armed = if self.system_armed {
+            self.system_armed = false;
+            self.scenario.on_system.as_ref().map(|(_, r)| r.clone())
+        } else {
+            None
+        };
+        let script = match armed {
+            Some(r) => Some(r),
+            None => {
+                let next = self.scenario.agent.get(self.agent_idx).cloned();
+                if next.is_some() {
+                    self.agent_idx += 1;
+                }
+                next
+            }
+        };
+        let Some(script) = script else {
             self.unscripted_responses += 1;
             info!(
                 scenario = self.scenario.name,
@@ -815,7 +834,6 @@ impl Session {
             );
             return;
         };
-        self.agent_idx += 1;
         let resp_id = new_id("resp");
         let created = json!({"type": "response.created",
             "response": self.response_object(&resp_id, "in_progress", Value::Null, vec![], Value::Null)});
@@ -1035,6 +1053,17 @@ impl Session {
             );
             return;
         };
+        if item.get("role").and_then(Value::as_str) == Some("system") {
+            if let Some((keyword, _)) = &self.scenario.on_system {
+                let text = item
+                    .get("content")
+                    .map(Value::to_string)
+                    .unwrap_or_default();
+                if text.contains(keyword) {
+                    self.system_armed = true;
+                }
+            }
+        }
         let mut item = item.clone();
         let id = item
             .get("id")

@@ -31,6 +31,11 @@ pub enum ScenarioKind {
     Alternative,
     /// The host talks over the agent's long introduction.
     BargeIn,
+    /// A phone menu answers ("for reservations, press two"); the agent presses 2, then the host books.
+    Menu,
+    /// An answering machine answers: greeting, beep, then Twilio's async AMD
+    /// callback (`machine_end_beep`).
+    Voicemail,
 }
 
 /// How to build the rig.
@@ -60,6 +65,10 @@ pub struct RigOptions {
     pub realtime_url_override: Option<String>,
     /// Give the server this Twilio auth token instead of the network's (to provoke refusals).
     pub server_auth_token_override: Option<String>,
+    /// What the server does on reaching an answering machine.
+    pub voicemail: crate::config::VoicemailPolicy,
+    /// Record calls (`--record`).
+    pub record: bool,
 }
 
 impl Default for RigOptions {
@@ -77,6 +86,8 @@ impl Default for RigOptions {
             custom_scenario: None,
             realtime_url_override: None,
             server_auth_token_override: None,
+            voicemail: crate::config::VoicemailPolicy::Leave,
+            record: false,
         }
     }
 }
@@ -127,8 +138,16 @@ impl Rig {
             ScenarioKind::Booked => Scenario::booked(&booking),
             ScenarioKind::Alternative => Scenario::alternative(&booking),
             ScenarioKind::BargeIn => Scenario::barge_in(&booking),
+            ScenarioKind::Menu => Scenario::menu(&booking),
+            ScenarioKind::Voicemail => Scenario::voicemail(&booking),
         };
         let scenario = options.custom_scenario.clone().unwrap_or(scenario);
+        let mut lines = options.lines.clone();
+        if options.scenario == ScenarioKind::Voicemail {
+            lines
+                .entry(RESTAURANT_NUMBER.to_string())
+                .or_insert(Line::Voicemail);
+        }
         let model_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
         let (model, realtime_url, key) = match &options.openai_api_key {
             Some(real) => (
@@ -149,7 +168,7 @@ impl Rig {
             account_sid: account_sid.clone(),
             auth_token: auth_token.clone(),
             scenario,
-            lines: options.lines.clone(),
+            lines,
             ring_ms: options.ring_ms,
         })
         .await?;
@@ -188,6 +207,8 @@ impl Rig {
             max_call_secs: options.max_call_secs,
             max_silence_secs: options.max_silence_secs,
             drain_secs: options.drain_secs,
+            voicemail: options.voicemail,
+            record: options.record,
         };
         let settings = args.resolve().context("simulated settings")?;
         let database_url = settings.database_url.clone();

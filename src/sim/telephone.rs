@@ -65,6 +65,10 @@ pub enum Line {
     NoAnswer,
     /// Cannot be placed: terminal `failed`.
     Fail,
+    /// An answering machine picks up after `ring_ms` and plays the scenario's
+    /// lines (its greeting and beep); when the call asked for async AMD, the
+    /// signed AMD callback says `machine_end_beep` once the beep has played.
+    Voicemail,
 }
 
 /// A `clear` the product sent, with what the callee had heard of the turn.
@@ -120,6 +124,15 @@ pub struct SimCall {
     pub media_frames_sent: u64,
     /// Host lines spoken so far (clip ids, in order).
     pub host_lines_spoken: Vec<String>,
+    /// The create-call form as received (name/value pairs, in order).
+    pub create_form: Vec<(String, String)>,
+    /// Keys the telephone heard pressed in the agent audio it played (a
+    /// Goertzel DTMF detector over that audio), in order.
+    pub dtmf_detected: String,
+    /// The same keys with where they started in the played agent audio and how long they sounded.
+    pub dtmf_tones: Vec<crate::sim::dtmf_detect::DetectedKey>,
+    /// Async AMD callbacks sent: (`AnsweredBy`, HTTP status our server answered; 0 = failed).
+    pub amd_callbacks: Vec<(String, u16)>,
 }
 
 enum Control {
@@ -567,6 +580,8 @@ async fn rest_handler(
 
 /// The request fields a call needs after creation.
 struct CreateParams {
+    /// `AsyncAmdStatusCallback`, when `MachineDetection` and `AsyncAmd=true` were sent.
+    amd_callback: Option<String>,
     status_callback: Option<String>,
     status_callback_method: String,
     events: Vec<String>,
@@ -620,7 +635,10 @@ fn create_call(shared: Arc<Shared>, form: Vec<(String, String)>) -> Response {
             )
         }
     };
+    let async_amd = get("MachineDetection").is_some()
+        && get("AsyncAmd").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let params = CreateParams {
+        amd_callback: get("AsyncAmdStatusCallback").filter(|_| async_amd),
         status_callback: get("StatusCallback"),
         status_callback_method: get("StatusCallbackMethod").unwrap_or_else(|| "POST".into()),
         events: form
@@ -645,6 +663,7 @@ fn create_call(shared: Arc<Shared>, form: Vec<(String, String)>) -> Response {
                 .map(|s| s.parameters.clone())
                 .unwrap_or_default(),
             status: "queued".into(),
+            create_form: form.clone(),
             ..Default::default()
         },
         control: tx,
@@ -843,7 +862,7 @@ async fn run_call(
         _ = shared.cancel.cancelled() => Some(("canceled", "shutdown")),
     };
     let outcome = early.or(match line {
-        Line::Answer => None,
+        Line::Answer | Line::Voicemail => None,
         Line::Busy => Some(("busy", "busy")),
         Line::NoAnswer => Some(("no-answer", "no-answer")),
         Line::Fail => Some(("failed", "failed")),
@@ -862,9 +881,55 @@ async fn run_call(
     cb.send(&shared, &snapshot(&shared), "answered", "in-progress", &[])
         .await;
     let answered_at = Instant::now();
-    let ended_by = run_stream(&shared, &sid, &params.twiml, &mut control).await;
+    let amd = params.amd_callback.clone().map(|url| {
+        let who = if matches!(line, Line::Voicemail) {
+            "machine_end_beep"
+        } else {
+            "human"
+        };
+        (url, who)
+    });
+    let ended_by = run_stream(&shared, &sid, &params.twiml, &mut control, amd).await;
     let secs = answered_at.elapsed().as_millis().div_ceil(1000) as u64;
     finish(&shared, &sid, &mut cb, "completed", ended_by, secs, "200").await;
+}
+
+/// POST the signed async AMD result (twilio.md 3.1, `fixtures/http/callback_amd.json`).
+async fn post_amd(
+    shared: Arc<Shared>,
+    call_sid: String,
+    url: String,
+    answered_by: &'static str,
+    duration_ms: u64,
+) {
+    let params: Vec<(String, String)> = [
+        ("AccountSid", shared.account_sid.clone()),
+        ("AnsweredBy", answered_by.to_string()),
+        ("CallSid", call_sid.clone()),
+        ("MachineDetectionDuration", duration_ms.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let sig = signature(&shared.auth_token, &url, &params);
+    let code = match shared
+        .http
+        .post(&url)
+        .header("X-Twilio-Signature", sig)
+        .form(&params)
+        .send()
+        .await
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => {
+            warn!(%url, error = %e, "telephone sim: AMD callback failed");
+            0
+        }
+    };
+    info!(call = %call_sid, answered_by, code, "telephone sim: AMD callback");
+    update(&shared, &call_sid, |c| {
+        c.amd_callbacks.push((answered_by.to_string(), code))
+    });
 }
 
 async fn finish(
@@ -915,6 +980,12 @@ struct StreamState {
     host_next: usize,
     host_speaking: Option<(Vec<u8>, usize)>,
     out: Vec<Value>,
+    /// Host lines finished.
+    host_lines_done: u32,
+    /// DTMF detector over the played agent audio.
+    dtmf: crate::sim::dtmf_detect::DtmfDetector,
+    /// Keys heard since the host's last line started.
+    dtmf_since_host: String,
 }
 
 impl StreamState {
@@ -946,6 +1017,11 @@ impl StreamState {
             Cue::Interrupt { after_heard_ms } => {
                 self.playing && self.turn_played / 8 >= *after_heard_ms
             }
+            Cue::AfterDtmf { digit, silence_ms } => {
+                self.dtmf_since_host.contains(*digit)
+                    && self.buffer.is_empty()
+                    && now >= self.last_agent_end_ms + silence_ms
+            }
         }
     }
 
@@ -958,6 +1034,7 @@ impl StreamState {
                 if self.cue_ready(&line.cue) {
                     self.host_speaking = Some((host_audio(line.clip), 0));
                     self.host_next += 1;
+                    self.dtmf_since_host.clear();
                     started = Some(line.clip);
                 }
             }
@@ -972,6 +1049,7 @@ impl StreamState {
             if *pos >= audio.len() {
                 self.host_speaking = None;
                 self.agent_since_host = false;
+                self.host_lines_done += 1;
             }
         }
         let seq = self.next_seq();
@@ -1098,10 +1176,11 @@ async fn stop_and_close(ws: &mut Ws, st: &mut StreamState) {
 
 /// Open the Media Stream and run it until the call ends; returns `ended_by`.
 async fn run_stream(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     sid: &str,
     twiml: &Twiml,
     control: &mut mpsc::UnboundedReceiver<Control>,
+    mut amd: Option<(String, &'static str)>,
 ) -> &'static str {
     let Some(stream) = &twiml.stream else {
         let says = twiml.says.clone();
@@ -1177,6 +1256,9 @@ async fn run_stream(
         host_next: 0,
         host_speaking: None,
         out: Vec::new(),
+        host_lines_done: 0,
+        dtmf: Default::default(),
+        dtmf_since_host: String::new(),
     };
     st.out
         .push(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}));
@@ -1199,11 +1281,26 @@ async fn run_stream(
         tokio::select! {
             _ = interval.tick() => {
                 let (played, echoed, started) = st.tick(scenario);
+                let keys = st.dtmf.push(&played);
+                for k in &keys {
+                    info!(call = sid, key = %k.key, duration_ms = k.duration_ms, "telephone sim: heard a key press");
+                    st.dtmf_since_host.push(k.key);
+                }
+                // Async AMD: decided once the first thing the callee said (a
+                // person's greeting, or a machine's greeting and beep) is over.
+                if st.host_lines_done >= 1 {
+                    if let Some((url, who)) = amd.take() {
+                        let task = tokio::spawn(post_amd(shared.clone(), sid.to_string(), url, who, st.stream_ms()));
+                        lock(&shared.tasks).push(task);
+                    }
+                }
                 if let Some(clip) = started {
                     debug!(call = sid, clip, at_ms = st.stream_ms(), "telephone sim: host speaks");
                 }
                 update(shared, sid, |c| {
                     c.agent_audio.extend_from_slice(&played);
+                    c.dtmf_detected.extend(keys.iter().map(|k| k.key));
+                    c.dtmf_tones.extend(keys);
                     c.marks_echoed += echoed;
                     c.media_frames_sent += 1;
                     if let Some(clip) = started {

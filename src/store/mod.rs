@@ -263,6 +263,20 @@ impl CallStore {
         status: CallStatus,
         sequence: Option<i64>,
     ) -> Result<bool, StoreError> {
+        self.apply_status_with_reason(id, status, sequence, None)
+            .await
+    }
+
+    /// [`CallStore::apply_status`] with Twilio's reason for a call that was
+    /// never answered (from `SipResponseCode`), kept in the outcome's notes so
+    /// the person learns why.
+    pub async fn apply_status_with_reason(
+        &self,
+        id: &str,
+        status: CallStatus,
+        sequence: Option<i64>,
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let terminal: Vec<&str> = ["completed", "busy", "no-answer", "failed", "canceled"].to_vec();
         let t = now();
         let ended = if status.is_terminal() {
@@ -311,7 +325,7 @@ impl CallStore {
         if changed {
             self.hub.publish(id, CallEvent::Status { status });
             if status.is_terminal() {
-                self.settle_unanswered(id, status).await?;
+                self.settle_unanswered(id, status, reason).await?;
                 self.announce_if_finished(id).await?;
             }
         }
@@ -319,13 +333,22 @@ impl CallStore {
     }
 
     /// A call that ended without a conversation gets its outcome from the status.
-    async fn settle_unanswered(&self, id: &str, status: CallStatus) -> Result<(), StoreError> {
+    async fn settle_unanswered(
+        &self,
+        id: &str,
+        status: CallStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let reason = reason.map(str::to_string);
         let outcome = match status {
-            CallStatus::NoAnswer => Outcome::bare(OutcomeStatus::NoAnswer, None),
-            CallStatus::Busy => Outcome::bare(OutcomeStatus::Busy, None),
+            CallStatus::NoAnswer => Outcome::bare(OutcomeStatus::NoAnswer, reason),
+            CallStatus::Busy => Outcome::bare(OutcomeStatus::Busy, reason),
             CallStatus::Failed => Outcome::bare(
                 OutcomeStatus::Failed,
-                Some("Twilio could not place the call".to_string()),
+                Some(match reason {
+                    Some(r) => format!("Twilio could not place the call: {r}"),
+                    None => "Twilio could not place the call".to_string(),
+                }),
             ),
             CallStatus::Canceled => Outcome::bare(
                 OutcomeStatus::Failed,
@@ -447,6 +470,19 @@ impl CallStore {
         Ok(())
     }
 
+    /// Who answered, per AMD (`human`, `machine_end_beep`, …), if reported yet.
+    /// A primary-key lookup of one column: cheap enough for a live session to
+    /// poll, which is how a callback that reached another server instance
+    /// still reaches the session holding the stream.
+    pub async fn answered_by(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT answered_by FROM calls WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading who answered"))?;
+        Ok(row.and_then(|r| r.get::<Option<String>, _>(0)))
+    }
+
     async fn announce_if_finished(&self, id: &str) -> Result<(), StoreError> {
         if let Some(record) = self.get(id).await? {
             if record.is_finished() {
@@ -495,6 +531,7 @@ fn record_from_row(row: &SqliteRow) -> Result<CallRecord, StoreError> {
         outcome,
         transcript: Vec::new(),
         answered_by: row.get("answered_by"),
+        recording: None,
         error: row.get("error"),
         created_at: parse_time(&id, "created_at", Some(row.get("created_at")))?.unwrap_or_default(),
         updated_at: parse_time(&id, "updated_at", Some(row.get("updated_at")))?.unwrap_or_default(),
@@ -654,6 +691,31 @@ mod tests {
             s.get("CA4").await.unwrap().unwrap().status,
             CallStatus::Ringing
         );
+    }
+
+    #[tokio::test]
+    async fn unanswered_calls_keep_twilios_reason_and_amd_is_readable() {
+        let (s, _d) = store().await;
+        s.insert("CA5", &reservation(), "tok", CallStatus::Queued)
+            .await
+            .unwrap();
+        assert_eq!(s.answered_by("CA5").await.unwrap(), None);
+        s.set_answered_by("CA5", "machine_end_beep").await.unwrap();
+        assert_eq!(
+            s.answered_by("CA5").await.unwrap().as_deref(),
+            Some("machine_end_beep")
+        );
+        s.apply_status_with_reason(
+            "CA5",
+            CallStatus::Busy,
+            Some(3),
+            crate::twilio::sip::reason("486"),
+        )
+        .await
+        .unwrap();
+        let o = s.get("CA5").await.unwrap().unwrap().outcome.unwrap();
+        assert_eq!(o.status, OutcomeStatus::Busy);
+        assert_eq!(o.notes.as_deref(), Some("the line was busy (SIP 486)"));
     }
 
     #[tokio::test]

@@ -4,5 +4,6 @@
 
 pub mod rest;
 pub mod signature;
+pub mod sip;
 pub mod stream;
 pub mod twiml;

@@ -1,0 +1,258 @@
+//! Call recording (`--record`): a stereo 8 kHz WAV per call, left = the
+//! restaurant (inbound), right = the agent, time-aligned on the call's audio
+//! clock.
+//!
+//! The live bridge only hands over the base64 text it already has (one small
+//! copy per frame, through an unbounded channel); base64 and mu-law decoding
+//! and the file writing happen in the recorder's own task, off the media hot
+//! path. The agent's audio is placed where Twilio actually played it: Twilio
+//! plays our audio back to back, so a chunk starts at the end of the previous
+//! one, or when it was sent if the buffer had run dry, and a `clear` cuts
+//! everything not yet played.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::mulaw;
+
+/// Samples per millisecond at 8 kHz.
+const SAMPLES_PER_MS: usize = 8;
+
+/// Where the recording of `call_sid` lives under `data_dir`, or `None` when the
+/// id could not be a CallSid (so a crafted id can never name another path).
+pub fn recording_path(data_dir: &Path, call_sid: &str) -> Option<PathBuf> {
+    let plausible = !call_sid.is_empty()
+        && call_sid.len() <= 64
+        && call_sid.bytes().all(|b| b.is_ascii_alphanumeric());
+    plausible.then(|| data_dir.join("recordings").join(format!("{call_sid}.wav")))
+}
+
+/// The two tracks being assembled, as linear 16-bit samples.
+#[derive(Debug, Default, Clone)]
+pub struct Tracks {
+    /// The restaurant (inbound), indexed by the call's audio clock.
+    pub left: Vec<i16>,
+    /// The agent, where it played.
+    pub right: Vec<i16>,
+    /// Sample index where the agent audio queued so far stops playing.
+    play_end: usize,
+}
+
+fn write_at(track: &mut Vec<i16>, at: usize, bytes: &[u8]) {
+    let end = at + bytes.len();
+    if track.len() < end {
+        track.resize(end, 0);
+    }
+    for (slot, &b) in track[at..end].iter_mut().zip(bytes) {
+        *slot = mulaw::decode(b);
+    }
+}
+
+impl Tracks {
+    /// Inbound audio whose first sample is at `at_ms` (Twilio's `media.timestamp`).
+    pub fn inbound(&mut self, at_ms: u64, mulaw_bytes: &[u8]) {
+        write_at(&mut self.left, at_ms as usize * SAMPLES_PER_MS, mulaw_bytes);
+    }
+
+    /// Agent audio sent to Twilio at `sent_ms`: it plays after whatever is
+    /// still queued, or at once if nothing is.
+    pub fn outbound(&mut self, sent_ms: u64, mulaw_bytes: &[u8]) {
+        let start = self.play_end.max(sent_ms as usize * SAMPLES_PER_MS);
+        write_at(&mut self.right, start, mulaw_bytes);
+        self.play_end = start + mulaw_bytes.len();
+    }
+
+    /// Twilio `clear` at `at_ms`: agent audio not yet played is dropped.
+    pub fn clear(&mut self, at_ms: u64) {
+        let cut = at_ms as usize * SAMPLES_PER_MS;
+        if self.right.len() > cut {
+            self.right.truncate(cut);
+        }
+        self.play_end = self.play_end.min(cut);
+    }
+
+    /// Write a stereo 16-bit 8 kHz WAV (left = inbound, right = agent).
+    pub fn write_wav(&self, path: &Path) -> Result<(), hound::Error> {
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec)?;
+        let len = self.left.len().max(self.right.len());
+        for i in 0..len {
+            w.write_sample(self.left.get(i).copied().unwrap_or(0))?;
+            w.write_sample(self.right.get(i).copied().unwrap_or(0))?;
+        }
+        w.finalize()
+    }
+}
+
+enum Event {
+    Inbound(u64, String),
+    Outbound(u64, String),
+    OutboundMulaw(u64, Vec<u8>),
+    Clear(u64),
+}
+
+/// The live call's handle on its recorder task. Dropping it ends the
+/// recording; the task then writes the file.
+#[derive(Debug)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("recorder event")
+    }
+}
+
+fn decode_b64(b64: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+impl Recorder {
+    /// Start recording to `path`; the returned task resolves to the path once
+    /// the WAV is written (after the `Recorder` is dropped), or `None` if it
+    /// could not be.
+    pub fn start(path: PathBuf) -> (Recorder, tokio::task::JoinHandle<Option<PathBuf>>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let task = tokio::spawn(async move {
+            let mut tracks = Tracks::default();
+            let mut bad = 0u64;
+            while let Some(event) = rx.recv().await {
+                match event {
+                    Event::Inbound(at, b64) => match decode_b64(&b64) {
+                        Some(bytes) => tracks.inbound(at, &bytes),
+                        None => bad += 1,
+                    },
+                    Event::Outbound(at, b64) => match decode_b64(&b64) {
+                        Some(bytes) => tracks.outbound(at, &bytes),
+                        None => bad += 1,
+                    },
+                    Event::OutboundMulaw(at, bytes) => tracks.outbound(at, &bytes),
+                    Event::Clear(at) => tracks.clear(at),
+                }
+            }
+            if bad > 0 {
+                debug!(bad, "recorder skipped undecodable audio");
+            }
+            let written = tokio::task::spawn_blocking(move || {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                }
+                let part = path.with_extension("wav.part");
+                tracks.write_wav(&part).map_err(|e| e.to_string())?;
+                std::fs::rename(&part, &path).map_err(|e| e.to_string())?;
+                Ok::<_, String>(path)
+            })
+            .await;
+            match written {
+                Ok(Ok(path)) => Some(path),
+                Ok(Err(e)) => {
+                    warn!(error = %e, "cannot write the call recording");
+                    None
+                }
+                Err(e) => {
+                    warn!(error = %e, "the recording writer failed");
+                    None
+                }
+            }
+        });
+        (Recorder { tx }, task)
+    }
+
+    /// Inbound media (base64 as received) stamped `at_ms`.
+    pub fn inbound(&self, at_ms: u64, payload_b64: &str) {
+        let _ = self.tx.send(Event::Inbound(at_ms, payload_b64.to_string()));
+    }
+
+    /// Agent audio (base64 as forwarded) sent at audio clock `sent_ms`.
+    pub fn outbound(&self, sent_ms: u64, payload_b64: &str) {
+        let _ = self
+            .tx
+            .send(Event::Outbound(sent_ms, payload_b64.to_string()));
+    }
+
+    /// Agent audio already in mu-law (keypad tones) sent at `sent_ms`.
+    pub fn outbound_mulaw(&self, sent_ms: u64, bytes: Vec<u8>) {
+        let _ = self.tx.send(Event::OutboundMulaw(sent_ms, bytes));
+    }
+
+    /// A `clear` sent at `at_ms`.
+    pub fn clear(&self, at_ms: u64) {
+        let _ = self.tx.send(Event::Clear(at_ms));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOUD: u8 = 0x80; // decodes to +32124
+
+    #[test]
+    fn agent_audio_plays_back_to_back_or_when_sent_and_clear_cuts() {
+        let mut t = Tracks::default();
+        t.inbound(0, &[LOUD; 160]);
+        t.inbound(20, &[LOUD; 160]);
+        assert_eq!(t.left.len(), 320);
+        // 100 ms sent at 10 ms, then another 100 ms at 10 ms: back to back.
+        t.outbound(10, &[LOUD; 800]);
+        t.outbound(10, &[LOUD; 800]);
+        assert_eq!(t.right.len(), 80 + 1600);
+        assert!(t.right[..80].iter().all(|&s| s == 0));
+        assert!(t.right[80..].iter().all(|&s| s == 32124));
+        // Sent long after the buffer ran dry: starts when sent.
+        t.outbound(1000, &[LOUD; 80]);
+        assert_eq!(t.right.len(), 8080);
+        assert_eq!(t.right[7999], 0);
+        assert_eq!(t.right[8000], 32124);
+        // 200 ms queued at 2000 ms, cleared at 2050 ms: only 50 ms remain.
+        t.outbound(2000, &[LOUD; 1600]);
+        t.clear(2050);
+        assert_eq!(t.right.len(), 2050 * 8);
+        // The next chunk plays from when it is sent, not after the flushed audio.
+        t.outbound(2060, &[LOUD; 8]);
+        assert_eq!(t.right.len(), 2060 * 8 + 8);
+    }
+
+    #[test]
+    fn ids_that_are_not_call_sids_name_no_file() {
+        let dir = Path::new("/data");
+        assert_eq!(
+            recording_path(dir, "CA0123abcd"),
+            Some(PathBuf::from("/data/recordings/CA0123abcd.wav"))
+        );
+        assert_eq!(recording_path(dir, "../etc/passwd"), None);
+        assert_eq!(recording_path(dir, ""), None);
+        assert_eq!(recording_path(dir, "CA1.wav"), None);
+    }
+
+    #[tokio::test]
+    async fn the_task_writes_a_stereo_wav() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = recording_path(dir.path(), "CAtest").unwrap();
+        let (rec, task) = Recorder::start(path.clone());
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        rec.inbound(0, &b64(&[LOUD; 160]));
+        rec.outbound(0, &b64(&[0x00; 160]));
+        rec.inbound(20, "not base64!");
+        drop(rec);
+        assert_eq!(task.await.unwrap(), Some(path.clone()));
+        let mut r = hound::WavReader::open(&path).unwrap();
+        let spec = r.spec();
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (2, 8000, 16)
+        );
+        let s: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+        assert_eq!(s.len(), 320);
+        assert_eq!((s[0], s[1]), (32124, -32124));
+    }
+}
