@@ -208,7 +208,9 @@ pub struct Settings {
 }
 
 /// The raw settings as flags and environment give them (see `cli::serve`).
-#[derive(Debug, Clone, Default, clap::Args)]
+/// `Default` gives the same values as the command line's defaults, with no
+/// credentials.
+#[derive(Debug, Clone, clap::Args)]
 pub struct SettingsArgs {
     /// Twilio account SID (AC…)
     #[arg(long, env = "TWILIO_ACCOUNT_SID")]
@@ -295,6 +297,70 @@ pub struct SettingsArgs {
     /// Record every call to a stereo WAV in the data dir (recording calls needs consent in many places)
     #[arg(long, env = "RESERVOICE_RECORD")]
     pub record: bool,
+}
+
+impl Default for SettingsArgs {
+    fn default() -> Self {
+        SettingsArgs {
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_from_number: None,
+            twilio_api_base: "https://api.twilio.com".into(),
+            openai_api_key: None,
+            openai_realtime_url: "wss://api.openai.com/v1/realtime".into(),
+            openai_realtime_model: "gpt-realtime-2.1".into(),
+            openai_transcription_model: "gpt-4o-mini-transcribe".into(),
+            voice: "marin".into(),
+            public_url: None,
+            bind: "127.0.0.1:8080".into(),
+            api_token: None,
+            database_url: None,
+            data_dir: None,
+            timezone: None,
+            insecure_skip_signature: false,
+            max_call_secs: 600,
+            max_silence_secs: 60,
+            drain_secs: 120,
+            allowed_countries: String::new(),
+            max_party_size: crate::domain::reservation::DEFAULT_MAX_PARTY,
+            voicemail: VoicemailPolicy::default(),
+            record: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod default_tests {
+    use super::SettingsArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: SettingsArgs,
+    }
+
+    #[test]
+    fn default_matches_the_command_line_defaults() {
+        let parsed = Wrapper::try_parse_from(["serve"]).unwrap().args;
+        let d = SettingsArgs::default();
+        let key = |a: &SettingsArgs| {
+            format!(
+                "{:?}",
+                (
+                    a.max_call_secs,
+                    a.max_silence_secs,
+                    a.drain_secs,
+                    a.max_party_size,
+                    a.voicemail,
+                    a.record
+                )
+            )
+        };
+        assert_eq!(key(&d), key(&parsed));
+        assert_eq!(d.twilio_api_base, parsed.twilio_api_base);
+        assert_eq!(d.openai_realtime_model, parsed.openai_realtime_model);
+    }
 }
 
 fn required(

@@ -27,11 +27,14 @@
 //!   `serve`, `demo` and the tests alike.
 //! - [`sim`]: Twilio, the restaurant and the Realtime API, simulated on
 //!   loopback for `demo` and the tests.
+//! - [`bench`]: the load benchmark behind `reservoice bench` (stand-ins for
+//!   Twilio and the model, N simulated Media Streams, round-trip percentiles).
 //!
 //! `docs/ARCHITECTURE.md` walks through one call from command to outcome.
 
 pub mod agent;
 pub mod audio;
+pub mod bench;
 pub mod call;
 pub mod cli;
 pub mod config;

@@ -656,11 +656,15 @@ impl Bridge {
                 }
                 self.greeting_deadline = None;
                 self.last_activity = Instant::now();
-                self.response_had_audio.insert(response_id.to_string());
+                // Look before inserting: keys are allocated once per reply, not per chunk.
+                if !self.response_had_audio.contains(response_id.as_ref()) {
+                    self.response_had_audio.insert(response_id.to_string());
+                }
                 let bytes = rt::base64_decoded_len(&delta) as u64;
-                self.item_started_at
-                    .entry(item_id.to_string())
-                    .or_insert(self.clock_ms);
+                if !self.item_started_at.contains_key(item_id.as_ref()) {
+                    self.item_started_at
+                        .insert(item_id.to_string(), self.clock_ms);
+                }
                 let mark_name = self.playback.audio_sent(&item_id, bytes, self.clock_ms);
                 let mut media = String::with_capacity(delta.len() + 96);
                 ts::media(&self.stream_sid, &delta, &mut media);

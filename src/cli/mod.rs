@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, plus the API client and the
 //! terminal rendering of a live call.
 
+pub mod bench;
 pub mod call;
 pub mod calls;
 pub mod client;
@@ -53,6 +54,8 @@ pub enum Command {
     Calls(calls::CallsArgs),
     /// Run a whole simulated call on this machine (no accounts, no network)
     Demo(demo::DemoArgs),
+    /// Load-test a running server: N simulated calls, audio round trip per frame
+    Bench(bench::BenchArgs),
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -62,6 +65,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Call(args) => call::run(args).await,
         Command::Calls(args) => calls::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 

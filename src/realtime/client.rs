@@ -11,6 +11,12 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::config::RealtimeSettings;
 
+/// Read buffer of the Realtime socket. tungstenite's default (128 KiB) is
+/// allocated per connection and zero-filled on every read, which cost more CPU
+/// than the bridge itself and 128 KiB of RSS per call (docs/PERFORMANCE.md).
+/// Audio deltas are a few KiB; bigger events are still read whole.
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// A connected Realtime WebSocket.
 pub type RealtimeConnection = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -62,7 +68,10 @@ pub async fn connect(settings: &RealtimeSettings) -> Result<RealtimeConnection, 
             RealtimeError::BadUrl("the API key contains characters not allowed in a header".into())
         })?;
     request.headers_mut().insert("Authorization", bearer);
-    let attempt = tokio_tungstenite::connect_async(request);
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES);
+    // TCP_NODELAY: every event is one small, latency-bound write.
+    let attempt = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     match tokio::time::timeout(Duration::from_secs(10), attempt).await {
         Err(_) => Err(RealtimeError::Unreachable {
             host,

@@ -249,8 +249,47 @@ pub struct ErrorBody<'a> {
 impl<'a> ServerEvent<'a> {
     /// Parse one text frame.
     pub fn parse(frame: &'a str) -> Result<Self, serde_json::Error> {
+        // Hot path: audio deltas are most of what the model sends. An
+        // internally tagged enum makes serde buffer every field (its private
+        // `Content` tree) before choosing the variant; this flat struct reads
+        // a delta straight, borrowed. Anything else takes the general path.
+        if let Ok(hot) = serde_json::from_str::<HotDelta<'a>>(frame) {
+            let is_delta = matches!(
+                hot.kind.as_ref(),
+                "response.output_audio.delta" | "response.audio.delta"
+            );
+            if is_delta
+                && !hot.response_id.is_empty()
+                && !hot.item_id.is_empty()
+                && !hot.delta.is_empty()
+            {
+                return Ok(ServerEvent::AudioDelta {
+                    response_id: hot.response_id,
+                    item_id: hot.item_id,
+                    content_index: hot.content_index,
+                    delta: hot.delta,
+                });
+            }
+        }
         serde_json::from_str(frame)
     }
+}
+
+/// The fields of an audio delta, read without the enum's buffering. Plain
+/// `Cow`s (serde borrows only those, not `Option<Cow>`); empty when absent,
+/// and then the general path decides.
+#[derive(Deserialize)]
+struct HotDelta<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    response_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    item_id: Cow<'a, str>,
+    #[serde(default)]
+    content_index: u32,
+    #[serde(borrow, default)]
+    delta: Cow<'a, str>,
 }
 
 /// Number of audio bytes a base64 string decodes to, without decoding it
@@ -406,6 +445,23 @@ mod tests {
         assert!(matches!(
             ServerEvent::parse(&beta).unwrap(),
             ServerEvent::AudioDelta { .. }
+        ));
+    }
+
+    #[test]
+    fn delta_hot_path_matches_the_general_path() {
+        let text = fixture("openai_response_output_audio_delta.json");
+        let general: ServerEvent = serde_json::from_str(&text).unwrap();
+        let hot = ServerEvent::parse(&text).unwrap();
+        assert_eq!(format!("{general:?}"), format!("{hot:?}"));
+        // Missing fields: an error, as on the general path.
+        assert!(
+            ServerEvent::parse(r#"{"type":"response.output_audio.delta","delta":"AA=="}"#).is_err()
+        );
+        // A transcript delta is not audio.
+        assert!(matches!(
+            ServerEvent::parse(r#"{"type":"response.output_audio_transcript.delta","response_id":"r","item_id":"i","delta":"Hi"}"#).unwrap(),
+            ServerEvent::Other
         ));
     }
 

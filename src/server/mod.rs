@@ -131,8 +131,15 @@ impl Application {
         use std::time::Duration;
         let state = self.state.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        // TCP_NODELAY on every accepted socket: a Media Stream is a steady
+        // trickle of small latency-bound writes, which Nagle's algorithm holds
+        // back until the previous one is acknowledged (tens of ms under load,
+        // docs/PERFORMANCE.md).
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )

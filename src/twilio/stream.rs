@@ -120,12 +120,42 @@ pub struct Dtmf<'a> {
 impl<'a> StreamEvent<'a> {
     /// Parse one text frame.
     pub fn parse(frame: &'a str) -> Result<Self, serde_json::Error> {
+        // Hot path: `media` and `mark` arrive 50 times a second each per call.
+        // An internally tagged enum makes serde buffer every field of the
+        // frame (its private `Content` tree) before choosing the variant;
+        // this flat struct reads them straight, borrowed. Anything else, or
+        // anything it cannot read, takes the general path below.
+        if let Ok(hot) = serde_json::from_str::<HotFrame<'a>>(frame) {
+            match (hot.event.as_ref(), hot.media, hot.mark) {
+                ("media", Some(media), _) => return Ok(StreamEvent::Media { media }),
+                ("mark", _, Some(mark)) => return Ok(StreamEvent::Mark { mark }),
+                _ => {}
+            }
+        }
         serde_json::from_str(frame)
     }
 }
 
+/// The fields of the two frequent frames, read without the enum's buffering.
+#[derive(Deserialize)]
+struct HotFrame<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow, default)]
+    media: Option<Media<'a>>,
+    #[serde(borrow, default)]
+    mark: Option<MarkName<'a>>,
+}
+
 fn push_json_str(out: &mut String, s: &str) {
-    // Stream SIDs and mark names are ours or Twilio's ids; escape anyway.
+    // Stream SIDs and mark names are ours or Twilio's ids: nearly always
+    // plain, so written as is (no allocation per frame); escaped otherwise.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     match serde_json::to_string(s) {
         Ok(quoted) => out.push_str(&quoted),
         Err(_) => out.push_str("\"\""),
@@ -233,6 +263,42 @@ mod tests {
             StreamEvent::parse(&t).unwrap(),
             StreamEvent::Stop {}
         ));
+    }
+
+    #[test]
+    fn hot_path_and_general_path_agree() {
+        let media = r#"{"event":"media","sequenceNumber":"3","media":{"track":"inbound","chunk":"2","timestamp":"20","payload":"/7mr"},"streamSid":"MZ1"}"#;
+        match StreamEvent::parse(media).unwrap() {
+            StreamEvent::Media { media } => {
+                assert!(matches!(media.payload, Cow::Borrowed("/7mr")));
+                assert_eq!(media.timestamp_ms(), Some(20));
+            }
+            other => panic!("{other:?}"),
+        }
+        let escaped = r#"{"event":"mark","mark":{"name":"a\"b"},"streamSid":"MZ1"}"#;
+        match StreamEvent::parse(escaped).unwrap() {
+            StreamEvent::Mark { mark } => assert_eq!(mark.name, "a\"b"),
+            other => panic!("{other:?}"),
+        }
+        // A media event without media is an error on both paths.
+        assert!(StreamEvent::parse(r#"{"event":"media","mark":{"name":"x"}}"#).is_err());
+        // A mark field on a stop frame does not make it a mark.
+        assert!(matches!(
+            StreamEvent::parse(r#"{"event":"stop","mark":{"name":"x"}}"#).unwrap(),
+            StreamEvent::Stop {}
+        ));
+        let t = fixture("twilio_start.json");
+        assert!(matches!(
+            StreamEvent::parse(&t).unwrap(),
+            StreamEvent::Start { .. }
+        ));
+    }
+
+    #[test]
+    fn outgoing_ids_are_escaped_only_when_needed() {
+        assert_eq!(json(&mark("MZ1", "a\"b\\c"))["mark"]["name"], "a\"b\\c");
+        assert_eq!(json(&clear("MZ\n1"))["streamSid"], "MZ\n1");
+        assert_eq!(clear("MZ1"), r#"{"event":"clear","streamSid":"MZ1"}"#);
     }
 
     #[test]

@@ -1,0 +1,171 @@
+//! `reservoice bench`: size a machine. Starts the Realtime and Twilio REST
+//! stand-ins on fixed loopback ports, prints the `serve` command line that
+//! uses them, waits for that server, then runs N simulated calls against it
+//! (or, with `--floor`, against a bridge-less echo) and reports the audio
+//! round trip per frame and, with `--pid`, the server's CPU and memory.
+//! See docs/PERFORMANCE.md.
+
+use std::time::Duration;
+
+use super::render::exit;
+use super::ServerArgs;
+use crate::bench::standins::{FakeTwilio, FloorEcho, ModelEcho};
+use crate::bench::{self, LoadConfig, Target, ACCOUNT_SID, FROM_NUMBER};
+
+/// Arguments of `bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Concurrent calls
+    #[arg(long, default_value_t = 100)]
+    pub calls: usize,
+    /// Seconds every call streams once all have started
+    #[arg(long, default_value_t = 20.0)]
+    pub duration: f64,
+    /// Seconds over which the calls start, evenly spread
+    #[arg(long, default_value_t = 5.0)]
+    pub ramp: f64,
+    /// The server's TWILIO_AUTH_TOKEN: the key of every X-Twilio-Signature
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Port of the Realtime stand-in (the server's OPENAI_REALTIME_URL)
+    #[arg(long, default_value_t = 8091)]
+    pub realtime_port: u16,
+    /// Port of the Twilio REST stand-in (the server's TWILIO_API_BASE)
+    #[arg(long, default_value_t = 8092)]
+    pub twilio_port: u16,
+    /// The server's process id: report its CPU time and memory (Linux /proc)
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Seconds to wait for the server to answer /healthz
+    #[arg(long, default_value_t = 120.0)]
+    pub wait: f64,
+    /// Measure the floor: the same load against a built-in echo, no server
+    #[arg(long)]
+    pub floor: bool,
+    /// Where the server is (and its API token)
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+fn seconds(what: &str, s: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s).map_err(|_| format!("--{what} must be a number of seconds ≥ 0"))
+}
+
+/// Run the bench; exit 0 when every call connected and no frame was lost.
+pub async fn run(args: BenchArgs) -> i32 {
+    super::init_logging("warn");
+    crate::server::install_crypto_provider();
+    let (duration, ramp, wait) = match (
+        seconds("duration", args.duration),
+        seconds("ramp", args.ramp),
+        seconds("wait", args.wait),
+    ) {
+        (Ok(d), Ok(r), Ok(w)) => (d, r, w),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("reservoice bench: {e}");
+            return exit::INVALID;
+        }
+    };
+    if args.calls == 0 {
+        eprintln!("reservoice bench: --calls must be at least 1");
+        return exit::INVALID;
+    }
+    let auth_token = match (&args.auth_token, args.floor) {
+        (Some(t), _) if !t.trim().is_empty() => t.trim().to_string(),
+        (_, true) => "floor".to_string(),
+        _ => {
+            eprintln!("reservoice bench: missing --auth-token (the server's TWILIO_AUTH_TOKEN)");
+            return exit::INVALID;
+        }
+    };
+    let config = LoadConfig {
+        calls: args.calls,
+        duration,
+        ramp,
+        auth_token,
+        server_pid: args.pid,
+        drain: Duration::from_secs(2),
+    };
+    let result = if args.floor {
+        run_floor(&config).await
+    } else {
+        run_server(&args, &config, wait).await
+    };
+    match result {
+        Ok(report) => {
+            print!("{}", report.render());
+            println!("{}", report.json_line());
+            if report.calls_failed == 0 && report.frames_lost == 0 {
+                exit::BOOKED
+            } else {
+                exit::ERROR
+            }
+        }
+        Err(e) => {
+            eprintln!("reservoice bench: {e:#}");
+            exit::ERROR
+        }
+    }
+}
+
+async fn run_floor(config: &LoadConfig) -> anyhow::Result<bench::Report> {
+    let floor = FloorEcho::start(0).await?;
+    eprintln!(
+        "floor: {} calls against the built-in echo at {}",
+        config.calls,
+        floor.stream_url()
+    );
+    let report = bench::run(config, Target::Floor(&floor)).await;
+    floor.shutdown().await;
+    report
+}
+
+async fn run_server(
+    args: &BenchArgs,
+    config: &LoadConfig,
+    wait: Duration,
+) -> anyhow::Result<bench::Report> {
+    let model = ModelEcho::start(args.realtime_port).await?;
+    let twilio = FakeTwilio::start(args.twilio_port).await?;
+    let server = args.server.server.trim_end_matches('/');
+    let bind = server
+        .split_once("://")
+        .map_or(server, |(_, rest)| rest)
+        .to_string();
+    eprintln!("Start the server against the stand-ins (e.g. pinned to core 0), then this bench waits for it:\n");
+    eprintln!(
+        "  PUBLIC_URL={server} RESERVOICE_BIND={bind} OPENAI_REALTIME_URL={} OPENAI_API_KEY=bench \\\n  TWILIO_ACCOUNT_SID={ACCOUNT_SID} TWILIO_AUTH_TOKEN=<the --auth-token> TWILIO_FROM_NUMBER={FROM_NUMBER} \\\n  TWILIO_API_BASE={} RESERVOICE_DATA_DIR=$(mktemp -d) RUST_LOG=warn taskset -c 0 reservoice serve\n",
+        model.url(),
+        twilio.api_base()
+    );
+    let health = format!("{server}/healthz");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Ok(r) = http.get(&health).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("no answer from {health} within {wait:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!(
+        "server is up; {} calls over a {:?} ramp, then {:?} of audio…",
+        config.calls, config.ramp, config.duration
+    );
+    let report = bench::run(
+        config,
+        Target::Server {
+            api_base: server,
+            api_token: args.server.api_token.as_deref(),
+            twilio: &twilio,
+        },
+    )
+    .await;
+    twilio.shutdown().await;
+    model.shutdown().await;
+    report
+}
