@@ -106,8 +106,12 @@ async fn run_call(
     bad_frames: u64,
 ) {
     let call_sid = start.call_sid.clone();
-    let params: Vec<String> = start.custom_parameters.keys().cloned().collect();
-    info!(stream_sid = %start.stream_sid, call_sid = %call_sid, parameters = ?params, "media stream started");
+    info!(
+        stream_sid = %start.stream_sid,
+        call_sid = %call_sid,
+        parameters = %loggable_parameters(&start.custom_parameters),
+        "media stream started"
+    );
 
     // Defence in depth: the stream must carry the token we put in the TwiML.
     match ctx.store.call_token(&call_sid).await {
@@ -1125,6 +1129,29 @@ impl Bridge {
     }
 }
 
+/// The stream's custom parameters for the log: phone numbers masked, the
+/// call token withheld, in a stable order.
+fn loggable_parameters(params: &HashMap<String, String>) -> String {
+    use crate::domain::reservation::param;
+    let mut names: Vec<&String> = params.keys().collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let value = &params[name];
+            let shown = match name.as_str() {
+                "call_token" => "(withheld)".to_string(),
+                n if n == param::RESTAURANT_PHONE || n == param::CALLBACK => {
+                    crate::domain::phone::mask(value)
+                }
+                _ => value.chars().take(80).collect(),
+            };
+            format!("{name}={shown:?}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The words of `text` the callee heard when cut at `heard_ms` of `total_ms`
 /// (proportional, at a word boundary, marked with an ellipsis).
 pub fn cut_text(text: &str, heard_ms: u64, total_ms: u64) -> String {
@@ -1147,6 +1174,23 @@ pub fn cut_text(text: &str, heard_ms: u64, total_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::cut_text;
+
+    #[test]
+    fn logged_parameters_mask_numbers_and_withhold_the_token() {
+        let params: std::collections::HashMap<String, String> = [
+            ("call_token", "k7Qx2mPz9LwR4tVb"),
+            ("restaurant_phone", "+12125550123"),
+            ("restaurant_name", "Chez Demo"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let line = super::loggable_parameters(&params);
+        assert_eq!(
+            line,
+            r#"call_token="(withheld)" restaurant_name="Chez Demo" restaurant_phone="+1212•••23""#
+        );
+    }
 
     #[test]
     fn cut_lines_keep_the_heard_words() {
