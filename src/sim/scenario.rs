@@ -202,10 +202,26 @@ pub fn add_minutes(hhmm: &str, minutes: u32) -> String {
     format!("{:02}:{:02}", total / 60, total % 60)
 }
 
+/// "19:00" → "7 PM", "19:30" → "7:30 PM": how a person says a time.
+pub fn spoken_time(hhmm: &str) -> String {
+    let (h, m) = hhmm.split_once(':').unwrap_or((hhmm, "00"));
+    let (h, m): (u32, u32) = (h.parse().unwrap_or(0), m.parse().unwrap_or(0));
+    let suffix = if h >= 12 { "PM" } else { "AM" };
+    let h12 = match h % 12 {
+        0 => 12,
+        x => x,
+    };
+    if m == 0 {
+        format!("{h12} {suffix}")
+    } else {
+        format!("{h12}:{m:02} {suffix}")
+    }
+}
+
 fn intro(b: &Booking) -> String {
     format!(
         "Hello, this is an automated assistant calling on behalf of {}. I'd like to book a table for {} on {} at {}.",
-        b.name, b.party_size, b.spoken_date, b.time
+        b.name, b.party_size, b.spoken_date, spoken_time(&b.time)
     )
 }
 
@@ -288,7 +304,10 @@ impl Scenario {
             ],
             agent: vec![
                 AgentResponse::say(intro(b)),
-                AgentResponse::say(format!("Yes, {alt} works for us. Please book it.")),
+                AgentResponse::say(format!(
+                    "Yes, {} works for us. Please book it.",
+                    spoken_time(&alt)
+                )),
                 finish(b, "alternative_booked", &alt, None),
                 AgentResponse::say("Thank you very much. Goodbye!"),
             ],
@@ -303,7 +322,7 @@ impl Scenario {
     pub fn barge_in(b: &Booking) -> Self {
         let long_intro = format!(
             "Hello, this is an automated assistant calling on behalf of {}. I would like to book a table for {} people on {} at {}, ideally somewhere quiet by the window, and I also wanted to ask whether you have parking nearby.",
-            b.name, b.party_size, b.spoken_date, b.time
+            b.name, b.party_size, b.spoken_date, spoken_time(&b.time)
         );
         Scenario {
             name: "barge_in",
@@ -384,7 +403,7 @@ impl Scenario {
     pub fn voicemail(b: &Booking) -> Self {
         let message = format!(
             "Hello, this is an automated assistant calling on behalf of {}, to book a table for {} on {} at {}. No booking has been made. Goodbye.",
-            b.name, b.party_size, b.spoken_date, b.time
+            b.name, b.party_size, b.spoken_date, spoken_time(&b.time)
         );
         Scenario {
             name: "voicemail",
@@ -438,7 +457,7 @@ mod tests {
         assert_eq!(s.host.len(), 2);
         let intro = s.agent[0].say.clone().unwrap();
         assert!(intro.contains("automated assistant calling on behalf of Alex Doe"));
-        assert!(intro.contains("table for 4 on Wednesday 25 November at 19:00"));
+        assert!(intro.contains("table for 4 on Wednesday 25 November at 7 PM"));
         let (name, args) = s.agent[1].tool_call.clone().unwrap();
         assert_eq!(name, "finish_call");
         assert_eq!(args["status"], "booked");
@@ -464,6 +483,14 @@ mod tests {
             }
         ));
         assert_eq!(bi.agent[1].say.as_deref(), Some("For four people."));
+    }
+
+    #[test]
+    fn times_are_spoken_as_people_say_them() {
+        assert_eq!(spoken_time("19:00"), "7 PM");
+        assert_eq!(spoken_time("19:30"), "7:30 PM");
+        assert_eq!(spoken_time("00:15"), "12:15 AM");
+        assert_eq!(spoken_time("12:00"), "12 PM");
     }
 
     #[test]
