@@ -406,3 +406,60 @@ async fn invalid_requests_get_one_message_per_field_and_reach_nobody() {
     assert!(rig.phone.calls().is_empty(), "nothing reached Twilio");
     rig.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_is_followed_live_from_another_instance_sharing_the_store() {
+    use futures_util::StreamExt;
+    let rig = rig(ScenarioKind::Booked).await;
+    // A second server instance on the same database (as behind a load balancer).
+    let mut settings = (*rig.state.settings).clone();
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    let other = reservoice::server::Application::build(settings, None)
+        .await
+        .unwrap();
+    let other_url = format!("http://{}", other.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let other_server = tokio::spawn(other.run_until(async move {
+        let _ = stopped.await;
+    }));
+
+    let placed = ApiClient::new(&rig.server_url, None)
+        .unwrap()
+        .create_call(&rig.request())
+        .await
+        .unwrap();
+    let follower = ApiClient::new(&other_url, None).unwrap();
+    let mut events = Box::pin(follower.events(&placed.id).await.unwrap());
+    let mut lines = Vec::new();
+    let mut finished = None;
+    let _ = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(Ok(event)) = events.next().await {
+            match event.name.as_str() {
+                "transcript" => lines.push((
+                    event.data["seq"].as_u64().unwrap(),
+                    event.data["line"]["text"].as_str().unwrap().to_string(),
+                )),
+                "finished" => {
+                    finished = Some(event.data);
+                    break;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    let finished = finished.expect("the other instance saw the call finish");
+    assert_eq!(finished["outcome"]["status"], "booked");
+    let transcript = finished["transcript"].as_array().unwrap();
+    assert!(
+        lines.len() >= 3,
+        "lines arrived live, not only in the final record: {lines:?}"
+    );
+    let seqs: Vec<u64> = lines.iter().map(|(s, _)| *s).collect();
+    let expected: Vec<u64> = (seqs[0]..seqs[0] + seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "each line once, in order");
+    assert_eq!(*seqs.last().unwrap() as usize, transcript.len());
+    let _ = stop.send(());
+    let _ = other_server.await;
+    rig.shutdown().await;
+}

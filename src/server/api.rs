@@ -229,6 +229,10 @@ pub async fn get_recording(State(state): State<AppState>, Path(id): Path<String>
 /// `GET /api/calls/{id}/events`: Server-Sent Events. First `snapshot` (the
 /// record so far), then `status`, `transcript`, `outcome` as they happen, and
 /// `finished` (with the final record) when the call is over.
+///
+/// Events come from this process's broadcast (instant) and from reading the
+/// call store every second (so a call handled by another server instance,
+/// sharing the database, is followed too); each line is sent once.
 pub async fn call_events(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let mut rx = state.store.subscribe(&id);
     let record = match state.store.get(&id).await {
@@ -238,40 +242,137 @@ pub async fn call_events(State(state): State<AppState>, Path(id): Path<String>) 
     };
     let store = state.store.clone();
     let stream = async_stream(move |tx| async move {
-        let finished = record.is_finished();
+        let mut follower = Follower::new(&record);
         let _ = tx.send(snapshot_event("snapshot", &record)).await;
-        if finished {
+        if record.is_finished() {
             let _ = tx.send(snapshot_event("finished", &record)).await;
             return;
         }
+        let mut poll = tokio::time::interval(Duration::from_secs(1));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match rx.recv().await {
-                Ok(CallEvent::Finished) | Err(RecvError::Closed) => {
-                    if let Ok(Some(r)) = store.get(&id).await {
-                        let _ = tx.send(snapshot_event("finished", &r)).await;
-                    }
+            let catch_up = tokio::select! {
+                event = rx.recv() => match event {
+                    Ok(CallEvent::Finished) | Err(RecvError::Closed) | Err(RecvError::Lagged(_)) => true,
+                    Ok(event) => match follower.admit(event) {
+                        Admit::Send(event) => {
+                            if tx.send(live_event(&event)).await.is_err() {
+                                return;
+                            }
+                            false
+                        }
+                        Admit::Skip => false,
+                        Admit::CatchUp => true,
+                    },
+                },
+                _ = poll.tick() => true,
+            };
+            if !catch_up {
+                continue;
+            }
+            let Ok(Some(record)) = store.get(&id).await else {
+                continue;
+            };
+            for event in follower.missing(&record) {
+                if tx.send(live_event(&event)).await.is_err() {
                     return;
                 }
-                Ok(event) => {
-                    let e = Event::default()
-                        .event(event.name())
-                        .json_data(&event)
-                        .unwrap_or_default();
-                    if tx.send(e).await.is_err() {
-                        return;
-                    }
-                }
-                Err(RecvError::Lagged(_)) => {
-                    if let Ok(Some(r)) = store.get(&id).await {
-                        let _ = tx.send(snapshot_event("snapshot", &r)).await;
-                    }
-                }
+            }
+            if record.is_finished() {
+                let _ = tx.send(snapshot_event("finished", &record)).await;
+                return;
             }
         }
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
         .into_response()
+}
+
+/// What one follower has been sent so far.
+struct Follower {
+    lines: u64,
+    status: CallStatus,
+    outcome: Option<Outcome>,
+}
+
+/// What to do with a broadcast event.
+enum Admit {
+    Send(CallEvent),
+    Skip,
+    /// A line is missing before this one: read the store.
+    CatchUp,
+}
+
+impl Follower {
+    fn new(record: &crate::domain::CallRecord) -> Self {
+        Follower {
+            lines: record.transcript.len() as u64,
+            status: record.status,
+            outcome: record.outcome.clone(),
+        }
+    }
+
+    fn admit(&mut self, event: CallEvent) -> Admit {
+        match &event {
+            CallEvent::Transcript { seq, .. } if *seq == self.lines + 1 => {
+                self.lines = *seq;
+                Admit::Send(event)
+            }
+            CallEvent::Transcript { seq, .. } if *seq <= self.lines => Admit::Skip,
+            CallEvent::Transcript { .. } => Admit::CatchUp,
+            CallEvent::Status { status } if *status == self.status => Admit::Skip,
+            CallEvent::Status { status } => {
+                self.status = *status;
+                Admit::Send(event)
+            }
+            CallEvent::Outcome { outcome } if self.outcome.as_ref() == Some(outcome) => Admit::Skip,
+            CallEvent::Outcome { outcome } => {
+                self.outcome = Some(outcome.clone());
+                Admit::Send(event)
+            }
+            CallEvent::Finished => Admit::CatchUp,
+        }
+    }
+
+    /// Events for whatever the store has that this follower was not sent.
+    fn missing(&mut self, record: &crate::domain::CallRecord) -> Vec<CallEvent> {
+        let mut out = Vec::new();
+        if record.status != self.status {
+            self.status = record.status;
+            out.push(CallEvent::Status {
+                status: record.status,
+            });
+        }
+        for (ix, line) in record
+            .transcript
+            .iter()
+            .enumerate()
+            .skip(self.lines as usize)
+        {
+            out.push(CallEvent::Transcript {
+                line: line.clone(),
+                seq: ix as u64 + 1,
+            });
+        }
+        self.lines = self.lines.max(record.transcript.len() as u64);
+        if record.outcome.is_some() && record.outcome != self.outcome {
+            self.outcome = record.outcome.clone();
+            if let Some(outcome) = &record.outcome {
+                out.push(CallEvent::Outcome {
+                    outcome: outcome.clone(),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn live_event(event: &CallEvent) -> Event {
+    Event::default()
+        .event(event.name())
+        .json_data(event)
+        .unwrap_or_default()
 }
 
 fn snapshot_event(name: &str, record: &crate::domain::CallRecord) -> Event {

@@ -21,6 +21,9 @@ pub enum CallEvent {
     Transcript {
         /// The line.
         line: TranscriptLine,
+        /// Its position in the transcript, from 1 (lets a follower skip a
+        /// line it already has).
+        seq: u64,
     },
     /// The outcome was recorded (or changed).
     Outcome {

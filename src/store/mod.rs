@@ -3,8 +3,9 @@
 //!
 //! Every change goes through here, which both writes it and announces it to
 //! anyone following the call. The announcements are in-process (a broadcast
-//! channel per call); the database is the source of truth, so a follower that
-//! connects late first reads the record, then follows.
+//! channel per call); the database is the source of truth: a follower first
+//! reads the record, then follows the broadcast, and reads the store again
+//! every second for changes made by another instance (`server::api`).
 
 mod events;
 
@@ -394,17 +395,22 @@ impl CallStore {
             Speaker::Agent => "agent",
             Speaker::Callee => "callee",
         };
-        sqlx::query("INSERT INTO transcript_lines (call_id, seq, speaker, text, at_ms) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM transcript_lines WHERE call_id = ?")
+        let seq: i64 = sqlx::query_scalar("INSERT INTO transcript_lines (call_id, seq, speaker, text, at_ms) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM transcript_lines WHERE call_id = ? RETURNING seq")
             .bind(id)
             .bind(speaker)
             .bind(&line.text)
             .bind(line.at_ms as i64)
             .bind(id)
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await
             .map_err(db("adding a transcript line"))?;
-        self.hub
-            .publish(id, CallEvent::Transcript { line: line.clone() });
+        self.hub.publish(
+            id,
+            CallEvent::Transcript {
+                line: line.clone(),
+                seq: seq.max(0) as u64,
+            },
+        );
         Ok(())
     }
 
