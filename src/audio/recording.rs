@@ -9,6 +9,12 @@
 //! plays our audio back to back, so a chunk starts at the end of the previous
 //! one, or when it was sent if the buffer had run dry, and a `clear` cuts
 //! everything not yet played.
+//!
+//! The file is written as the call goes: audio older than a couple of seconds
+//! on the call's clock can no longer change, so once a second it is appended
+//! to `{CallSid}.wav.part` and the header updated; at the end the file is
+//! finalised and renamed to `{CallSid}.wav`. A crash loses at most the last
+//! few seconds, and memory stays flat however long the call.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +26,10 @@ use super::mulaw;
 
 /// Samples per millisecond at 8 kHz.
 const SAMPLES_PER_MS: usize = 8;
+/// Audio this far behind the inbound clock is final and may be written out.
+const SETTLED_MS: u64 = 2000;
+/// Write out at least this much at a time.
+const WRITE_CHUNK_SAMPLES: usize = 8000;
 
 /// Where the recording of `call_sid` lives under `data_dir`, or `None` when the
 /// id could not be a CallSid (so a crafted id can never name another path).
@@ -30,18 +40,27 @@ pub fn recording_path(data_dir: &Path, call_sid: &str) -> Option<PathBuf> {
     plausible.then(|| data_dir.join("recordings").join(format!("{call_sid}.wav")))
 }
 
-/// The two tracks being assembled, as linear 16-bit samples.
+/// The two tracks being assembled, as linear 16-bit samples, from sample
+/// `base` of the call on (what came before was written out).
 #[derive(Debug, Default, Clone)]
 pub struct Tracks {
-    /// The restaurant (inbound), indexed by the call's audio clock.
+    /// The restaurant (inbound), indexed by the call's audio clock minus `base`.
     pub left: Vec<i16>,
-    /// The agent, where it played.
+    /// The agent, where it played, indexed the same way.
     pub right: Vec<i16>,
     /// Sample index where the agent audio queued so far stops playing.
     play_end: usize,
+    /// Call sample index of `left[0]` / `right[0]`.
+    base: usize,
 }
 
-fn write_at(track: &mut Vec<i16>, at: usize, bytes: &[u8]) {
+fn write_at(track: &mut Vec<i16>, base: usize, at: usize, bytes: &[u8]) {
+    // Audio for a stretch already written out is too late: drop that part.
+    if at + bytes.len() <= base {
+        return;
+    }
+    let skip = base.saturating_sub(at);
+    let (at, bytes) = (at + skip - base, &bytes[skip..]);
     let end = at + bytes.len();
     if track.len() < end {
         track.resize(end, 0);
@@ -54,41 +73,50 @@ fn write_at(track: &mut Vec<i16>, at: usize, bytes: &[u8]) {
 impl Tracks {
     /// Inbound audio whose first sample is at `at_ms` (Twilio's `media.timestamp`).
     pub fn inbound(&mut self, at_ms: u64, mulaw_bytes: &[u8]) {
-        write_at(&mut self.left, at_ms as usize * SAMPLES_PER_MS, mulaw_bytes);
+        write_at(
+            &mut self.left,
+            self.base,
+            at_ms as usize * SAMPLES_PER_MS,
+            mulaw_bytes,
+        );
     }
 
     /// Agent audio sent to Twilio at `sent_ms`: it plays after whatever is
     /// still queued, or at once if nothing is.
     pub fn outbound(&mut self, sent_ms: u64, mulaw_bytes: &[u8]) {
         let start = self.play_end.max(sent_ms as usize * SAMPLES_PER_MS);
-        write_at(&mut self.right, start, mulaw_bytes);
+        write_at(&mut self.right, self.base, start, mulaw_bytes);
         self.play_end = start + mulaw_bytes.len();
     }
 
     /// Twilio `clear` at `at_ms`: agent audio not yet played is dropped.
     pub fn clear(&mut self, at_ms: u64) {
-        let cut = at_ms as usize * SAMPLES_PER_MS;
-        if self.right.len() > cut {
-            self.right.truncate(cut);
+        let cut = (at_ms as usize * SAMPLES_PER_MS).max(self.base);
+        if self.right.len() > cut - self.base {
+            self.right.truncate(cut - self.base);
         }
         self.play_end = self.play_end.min(cut);
     }
 
-    /// Write a stereo 16-bit 8 kHz WAV (left = inbound, right = agent).
-    pub fn write_wav(&self, path: &Path) -> Result<(), hound::Error> {
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: 8000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(path, spec)?;
-        let len = self.left.len().max(self.right.len());
-        for i in 0..len {
-            w.write_sample(self.left.get(i).copied().unwrap_or(0))?;
-            w.write_sample(self.right.get(i).copied().unwrap_or(0))?;
+    /// Take the samples before call sample `until` (both tracks,
+    /// interleaved left/right) out of the buffers: they are final.
+    pub fn take_settled(&mut self, until: usize) -> Vec<i16> {
+        let n = until.saturating_sub(self.base);
+        let mut out = Vec::with_capacity(2 * n);
+        for i in 0..n {
+            out.push(self.left.get(i).copied().unwrap_or(0));
+            out.push(self.right.get(i).copied().unwrap_or(0));
         }
-        w.finalize()
+        self.left.drain(..n.min(self.left.len()));
+        self.right.drain(..n.min(self.right.len()));
+        self.base += n;
+        out
+    }
+
+    /// Everything still buffered, interleaved (the end of the call).
+    pub fn take_rest(&mut self) -> Vec<i16> {
+        let end = self.base + self.left.len().max(self.right.len());
+        self.take_settled(end)
     }
 }
 
@@ -112,6 +140,31 @@ impl std::fmt::Debug for Event {
     }
 }
 
+type WavFile = hound::WavWriter<std::io::BufWriter<std::fs::File>>;
+
+fn open_wav(path: &Path) -> Result<WavFile, hound::Error> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    hound::WavWriter::create(path, wav_spec())
+}
+
+fn wav_spec() -> hound::WavSpec {
+    hound::WavSpec {
+        channels: 2,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    }
+}
+
+fn write_samples(w: &mut WavFile, interleaved: &[i16]) -> Result<(), hound::Error> {
+    for &s in interleaved {
+        w.write_sample(s)?;
+    }
+    Ok(())
+}
+
 fn decode_b64(b64: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }
@@ -123,14 +176,36 @@ impl Recorder {
     pub fn start(path: PathBuf) -> (Recorder, tokio::task::JoinHandle<Option<PathBuf>>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
         let task = tokio::spawn(async move {
+            let part = path.with_extension("wav.part");
+            let mut file = match open_wav(&part) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    warn!(error = %e, path = %part.display(), "cannot create the call recording");
+                    None
+                }
+            };
             let mut tracks = Tracks::default();
             let mut bad = 0u64;
             while let Some(event) = rx.recv().await {
                 match event {
-                    Event::Inbound(at, b64) => match decode_b64(&b64) {
-                        Some(bytes) => tracks.inbound(at, &bytes),
-                        None => bad += 1,
-                    },
+                    Event::Inbound(at, b64) => {
+                        match decode_b64(&b64) {
+                            Some(bytes) => tracks.inbound(at, &bytes),
+                            None => bad += 1,
+                        }
+                        let settled = at.saturating_sub(SETTLED_MS) as usize * SAMPLES_PER_MS;
+                        if settled >= tracks.base + WRITE_CHUNK_SAMPLES {
+                            let samples = tracks.take_settled(settled);
+                            if let Some(w) = file.as_mut() {
+                                // A second of audio: small enough to write inline.
+                                if let Err(e) = write_samples(w, &samples).and_then(|()| w.flush())
+                                {
+                                    warn!(error = %e, "cannot write the call recording");
+                                    file = None;
+                                }
+                            }
+                        }
+                    }
                     Event::Outbound(at, b64) => match decode_b64(&b64) {
                         Some(bytes) => tracks.outbound(at, &bytes),
                         None => bad += 1,
@@ -142,24 +217,16 @@ impl Recorder {
             if bad > 0 {
                 debug!(bad, "recorder skipped undecodable audio");
             }
-            let written = tokio::task::spawn_blocking(move || {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-                }
-                let part = path.with_extension("wav.part");
-                tracks.write_wav(&part).map_err(|e| e.to_string())?;
-                std::fs::rename(&part, &path).map_err(|e| e.to_string())?;
-                Ok::<_, String>(path)
-            })
-            .await;
-            match written {
-                Ok(Ok(path)) => Some(path),
-                Ok(Err(e)) => {
-                    warn!(error = %e, "cannot write the call recording");
-                    None
-                }
+            let mut w = file?;
+            let rest = tracks.take_rest();
+            let finished = write_samples(&mut w, &rest)
+                .and_then(|()| w.finalize())
+                .map_err(|e| e.to_string())
+                .and_then(|()| std::fs::rename(&part, &path).map_err(|e| e.to_string()));
+            match finished {
+                Ok(()) => Some(path),
                 Err(e) => {
-                    warn!(error = %e, "the recording writer failed");
+                    warn!(error = %e, "cannot finish the call recording");
                     None
                 }
             }
@@ -220,6 +287,47 @@ mod tests {
         // The next chunk plays from when it is sent, not after the flushed audio.
         t.outbound(2060, &[LOUD; 8]);
         assert_eq!(t.right.len(), 2060 * 8 + 8);
+    }
+
+    #[tokio::test]
+    async fn the_file_grows_during_the_call_and_holds_everything_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = recording_path(dir.path(), "CAlong").unwrap();
+        let (rec, task) = Recorder::start(path.clone());
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let frame = b64(&[LOUD; 160]);
+        for i in 0..250u64 {
+            rec.inbound(i * 20, &frame);
+            if i == 50 {
+                rec.outbound(1000, &b64(&[0x00; 800]));
+            }
+        }
+        // Mid-call, the settled part is already on disk with a valid header.
+        let part = path.with_extension("wav.part");
+        let mut on_disk = 0;
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if let Ok(r) = hound::WavReader::open(&part) {
+                on_disk = r.len();
+                if on_disk > 0 {
+                    break;
+                }
+            }
+        }
+        assert!(
+            on_disk >= 2 * 8000,
+            "only {on_disk} samples written mid-call"
+        );
+        drop(rec);
+        assert_eq!(task.await.unwrap(), Some(path.clone()));
+        assert!(!part.exists());
+        let mut r = hound::WavReader::open(&path).unwrap();
+        let s: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+        assert_eq!(s.len(), 2 * 250 * 160, "5 s of stereo");
+        assert!(s.chunks(2).all(|p| p[0] == 32124));
+        // The agent's 100 ms at 1 s, on the right only.
+        assert_eq!(s[2 * 8000 + 1], -32124);
+        assert_eq!(s[2 * 8800 + 1], 0);
     }
 
     #[test]
