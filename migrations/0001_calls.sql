@@ -32,5 +32,6 @@ CREATE TABLE early_statuses (
     call_id     TEXT NOT NULL,
     status      TEXT NOT NULL,
     status_seq  INTEGER,
+    reason      TEXT,                      -- Twilio's reason (from SipResponseCode), if any
     received_at TEXT NOT NULL
 );

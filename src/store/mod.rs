@@ -152,6 +152,13 @@ impl CallStore {
             problem: e.to_string(),
         })?;
         let t = now();
+        // One transaction with `apply_status`'s, so an early callback is
+        // either kept for us here or finds the row: never lost in between.
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
         sqlx::query("INSERT INTO calls (id, created_at, updated_at, status, to_number, restaurant, reservation, call_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(id)
             .bind(&t)
@@ -161,24 +168,27 @@ impl CallStore {
             .bind(&reservation.restaurant_name)
             .bind(json)
             .bind(call_token)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db("inserting a call"))?;
         let early = sqlx::query(
-            "SELECT status, status_seq FROM early_statuses WHERE call_id = ? ORDER BY status_seq",
+            "SELECT status, status_seq, reason FROM early_statuses WHERE call_id = ? ORDER BY status_seq",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db("reading early statuses"))?;
         sqlx::query("DELETE FROM early_statuses WHERE call_id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db("clearing early statuses"))?;
+        tx.commit().await.map_err(db("storing a call"))?;
         for row in early {
             if let Some(status) = CallStatus::parse(&row.get::<String, _>(0)) {
-                Box::pin(self.apply_status(id, status, row.get(1))).await?;
+                let reason: Option<String> = row.get(2);
+                Box::pin(self.apply_status_with_reason(id, status, row.get(1), reason.as_deref()))
+                    .await?;
             }
         }
         Ok(())
@@ -285,6 +295,11 @@ impl CallStore {
         } else {
             None
         };
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
         let result = sqlx::query(
             "UPDATE calls SET status = ?, status_seq = COALESCE(?, status_seq), updated_at = ?, ended_at = COALESCE(ended_at, ?)
              WHERE id = ? AND status NOT IN (?, ?, ?, ?, ?) AND (? IS NULL OR ? > status_seq)",
@@ -301,28 +316,30 @@ impl CallStore {
         .bind(terminal[4])
         .bind(sequence)
         .bind(sequence)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db("updating a call status"))?;
         let changed = result.rows_affected() > 0;
         if !changed {
             let known = sqlx::query("SELECT 1 FROM calls WHERE id = ?")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db("looking up a call"))?;
             if known.is_none() {
                 // Twilio called back before the REST answer reached us: keep it for `insert`.
-                sqlx::query("INSERT INTO early_statuses (call_id, status, status_seq, received_at) VALUES (?, ?, ?, ?)")
+                sqlx::query("INSERT INTO early_statuses (call_id, status, status_seq, reason, received_at) VALUES (?, ?, ?, ?, ?)")
                     .bind(id)
                     .bind(status.as_str())
                     .bind(sequence)
+                    .bind(reason)
                     .bind(&t)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db("keeping an early status"))?;
             }
         }
+        tx.commit().await.map_err(db("updating a call status"))?;
         if changed {
             self.hub.publish(id, CallEvent::Status { status });
             if status.is_terminal() {
@@ -696,6 +713,25 @@ mod tests {
         assert_eq!(
             s.get("CA4").await.unwrap().unwrap().status,
             CallStatus::Ringing
+        );
+        // …and a terminal one keeps Twilio's reason too.
+        assert!(!s
+            .apply_status_with_reason(
+                "CA5",
+                CallStatus::NoAnswer,
+                Some(2),
+                Some("nobody picked up (SIP 480)")
+            )
+            .await
+            .unwrap());
+        s.insert("CA5", &reservation(), "tok", CallStatus::Queued)
+            .await
+            .unwrap();
+        let r5 = s.get("CA5").await.unwrap().unwrap();
+        assert_eq!(r5.status, CallStatus::NoAnswer);
+        assert_eq!(
+            r5.outcome.unwrap().notes.as_deref(),
+            Some("nobody picked up (SIP 480)")
         );
     }
 
