@@ -977,6 +977,12 @@ impl Bridge {
         if !voicemail::is_machine(who) || self.finishing.is_some() || self.hung_up {
             return;
         }
+        if !voicemail::is_certain_machine(who) {
+            // Could be a phone menu: let the agent judge from what it hears.
+            self.send_model(rt::text_item("system", voicemail::UNSURE_HINT))
+                .await;
+            return;
+        }
         let policy = if who == "fax" {
             VoicemailPolicy::Hangup
         } else {

@@ -31,6 +31,20 @@ pub fn is_machine(answered_by: &str) -> bool {
     )
 }
 
+/// Whether Twilio's verdict is certain enough to act on without the agent's
+/// own judgement. `machine_end_other` and `machine_start` are also what a
+/// phone menu can look like to the detector, so for those the agent is only
+/// told, and decides from what it hears (leave the message, or press keys).
+pub fn is_certain_machine(answered_by: &str) -> bool {
+    matches!(
+        answered_by,
+        "machine_end_beep" | "machine_end_silence" | "fax"
+    )
+}
+
+/// The hint the agent gets when the detector is unsure.
+pub const UNSURE_HINT: &str = "The phone network's detector thinks a machine may have answered. If you are hearing a voicemail greeting, follow your instructions for voicemail. If it is a phone menu, keep navigating it with send_dtmf. If a person is talking, carry on normally.";
+
 /// Poll the store for `call_sid`'s `answered_by`; the receiver gets the first
 /// value seen. The task ends once a value is sent, when the receiver is
 /// dropped (the call ended), or after [`GIVE_UP_AFTER`].
@@ -98,6 +112,8 @@ mod tests {
         for p in ["human", "unknown", ""] {
             assert!(!is_machine(p), "{p}");
         }
+        assert!(is_certain_machine("machine_end_beep") && is_certain_machine("fax"));
+        assert!(!is_certain_machine("machine_end_other") && !is_certain_machine("machine_start"));
     }
 
     #[test]
