@@ -102,7 +102,16 @@ pub async fn place_and_follow(
             reservation_words(&record)
         );
     }
-    let done = render::follow(client, &record.id, json).await?;
+    let done = tokio::select! {
+        done = render::follow(client, &record.id, json) => done?,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!(
+                "\nStopped following. The call goes on; see it with `reservoice calls show {}`.",
+                record.id
+            );
+            return Ok((record, exit::INTERRUPTED));
+        }
+    };
     if json {
         println!(
             "{}",

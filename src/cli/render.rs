@@ -22,6 +22,8 @@ pub mod exit {
     pub const NOT_BOOKED: i32 = 3;
     /// The call did not happen (no answer, busy, failed, refused).
     pub const NOT_COMPLETED: i32 = 4;
+    /// The person stopped following with Ctrl-C (the call goes on).
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// The exit code a finished record means.
@@ -104,59 +106,94 @@ pub async fn follow(client: &ApiClient, id: &str, quiet: bool) -> Result<CallRec
             });
         }
     };
-    let mut last: Option<CallRecord> = None;
-    let mut events = Box::pin(client.events(id).await?);
-    while let Some(event) = events.next().await {
-        let event = match event {
-            Ok(e) => e,
+    let mut failures = 0u32;
+    let last = 'follow: loop {
+        let mut events = match client.events(id).await {
+            Ok(events) => Box::pin(events),
             Err(e) => {
-                spinner.finish_and_clear();
-                return Err(e);
+                failures += 1;
+                if failures > RECONNECT_ATTEMPTS
+                    || matches!(e, ClientError::NotFound(_) | ClientError::Unauthorized)
+                {
+                    spinner.finish_and_clear();
+                    return Err(e);
+                }
+                spinner.set_message("Lost the server; reconnecting…");
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+                continue;
             }
         };
-        match event.name.as_str() {
-            "snapshot" | "finished" => {
-                let record: CallRecord = serde_json::from_value(event.data)
-                    .map_err(|e| ClientError::Other(format!("unreadable record: {e}")))?;
-                for line in record.transcript.iter().skip(printed) {
-                    print_line(line, &spinner);
-                }
-                printed = printed.max(record.transcript.len());
-                if record.transcript.is_empty() {
-                    spinner.set_message(status_words(record.status));
-                }
-                let done = event.name == "finished";
-                last = Some(record);
-                if done {
-                    break;
-                }
-            }
-            "status" => {
-                if let Some(status) = event.data["status"].as_str().and_then(CallStatus::parse) {
-                    if status == CallStatus::InProgress {
-                        spinner.set_message("Connected — listening…");
-                    } else {
-                        spinner.set_message(status_words(status));
+        while let Some(event) = events.next().await {
+            let Ok(event) = event else { break };
+            failures = 0;
+            match event.name.as_str() {
+                "snapshot" | "finished" => {
+                    let record: CallRecord = serde_json::from_value(event.data)
+                        .map_err(|e| ClientError::Other(format!("unreadable record: {e}")))?;
+                    for line in record.transcript.iter().skip(printed) {
+                        print_line(line, &spinner);
+                    }
+                    printed = printed.max(record.transcript.len());
+                    if record.transcript.is_empty() {
+                        spinner.set_message(status_words(record.status));
+                    }
+                    if event.name == "finished" {
+                        break 'follow record;
                     }
                 }
-            }
-            "transcript" => {
-                if let Ok(line) =
-                    serde_json::from_value::<TranscriptLine>(event.data["line"].clone())
-                {
-                    print_line(&line, &spinner);
-                    printed += 1;
+                "status" => {
+                    if let Some(status) = event.data["status"].as_str().and_then(CallStatus::parse)
+                    {
+                        if status == CallStatus::InProgress {
+                            spinner.set_message("Connected — listening…");
+                        } else {
+                            spinner.set_message(status_words(status));
+                        }
+                    }
                 }
+                "transcript" => {
+                    // `seq` is the line's position: after a reconnection the
+                    // server may repeat lines this terminal already shows.
+                    let seq = event.data["seq"]
+                        .as_u64()
+                        .map(|s| s as usize)
+                        .unwrap_or(printed + 1);
+                    if seq > printed {
+                        if let Ok(line) =
+                            serde_json::from_value::<TranscriptLine>(event.data["line"].clone())
+                        {
+                            print_line(&line, &spinner);
+                            printed = seq;
+                        }
+                    }
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
+        // The stream ended before the call did: the server restarted or the
+        // network dropped. The call goes on; follow it again.
+        failures += 1;
+        if failures > RECONNECT_ATTEMPTS {
+            spinner.finish_and_clear();
+            return Err(ClientError::Other(format!(
+                "lost the live events of call {id}; the call may still be going on: see `reservoice calls show {id}`"
+            )));
+        }
+        spinner.set_message("Lost the server; reconnecting…");
+        tokio::time::sleep(RECONNECT_PAUSE).await;
+    };
     spinner.finish_and_clear();
-    match last {
-        Some(r) if r.is_finished() => Ok(r),
-        _ => client.get_call(id).await,
+    if last.is_finished() {
+        Ok(last)
+    } else {
+        client.get_call(id).await
     }
 }
+
+/// How often `follow` tries again after losing the server.
+const RECONNECT_ATTEMPTS: u32 = 15;
+/// Pause between those attempts.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 /// The outcome paragraph printed after the transcript.
 pub fn outcome_text(record: &CallRecord) -> String {
