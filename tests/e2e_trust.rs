@@ -243,6 +243,15 @@ async fn a_model_dropping_mid_call_is_reconnected_with_the_conversation_so_far()
         .client_events
         .iter()
         .any(|e| e["type"] == "session.update"));
+    // Times stay on the call's clock across the two model sessions.
+    assert!(
+        record
+            .transcript
+            .windows(2)
+            .all(|w| w[0].at_ms <= w[1].at_ms),
+        "{:?}",
+        record.transcript
+    );
     // Nothing said before the drop is lost.
     assert!(record
         .transcript

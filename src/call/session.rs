@@ -231,6 +231,7 @@ async fn run_call(
         response_had_audio: HashSet::new(),
         item_started_at: HashMap::new(),
         speech_started_at: HashMap::new(),
+        model_clock_offset_ms: 0,
         pending_agent_lines: HashMap::new(),
         cut_items: HashMap::new(),
         written_agent_items: HashSet::new(),
@@ -397,6 +398,9 @@ struct Bridge {
     response_had_audio: HashSet<String>,
     /// Audio clock when each agent item's first audio was forwarded.
     item_started_at: HashMap<String, u64>,
+    /// Call audio clock when the current model session started (its
+    /// `audio_start_ms` count from there; non-zero after a reconnect).
+    model_clock_offset_ms: u64,
     /// `audio_start_ms` of each callee item.
     speech_started_at: HashMap<String, u64>,
     /// Agent lines waiting for their audio to be heard (or cut).
@@ -532,6 +536,7 @@ impl Bridge {
         };
         let (tx, rx) = ws.split();
         self.model_tx = tx;
+        self.model_clock_offset_ms = self.clock_ms;
         // What the old session said is still playing and will be heard: write
         // it now, so the restored conversation includes it.
         let pending: Vec<String> = self.pending_agent_lines.keys().cloned().collect();
@@ -699,8 +704,10 @@ impl Bridge {
                 self.heard_speech = true;
                 self.last_activity = Instant::now();
                 self.greeting_deadline = None;
-                self.speech_started_at
-                    .insert(item_id.to_string(), audio_start_ms);
+                self.speech_started_at.insert(
+                    item_id.to_string(),
+                    self.model_clock_offset_ms + audio_start_ms,
+                );
                 self.barge_in().await;
             }
             ServerEvent::SpeechStopped { .. } => self.last_activity = Instant::now(),
