@@ -66,6 +66,22 @@ async fn menu_key_press_is_heard_then_the_host_books_and_the_call_is_recorded() 
     assert_eq!(record.status, CallStatus::Completed);
     let outcome = record.outcome.clone().unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Booked, "{outcome:?}");
+    // The key press is on the transcript, after the menu and before the person.
+    let texts: Vec<&str> = record.transcript.iter().map(|l| l.text.as_str()).collect();
+    let pressed = texts
+        .iter()
+        .position(|t| *t == "(pressed 2)")
+        .expect("key press on the transcript");
+    assert!(
+        texts[..pressed].iter().any(|t| t.contains("press two")),
+        "{texts:?}"
+    );
+    assert!(
+        texts[pressed + 1..]
+            .iter()
+            .any(|t| t.contains("Good evening")),
+        "{texts:?}"
+    );
 
     let call = rig
         .phone

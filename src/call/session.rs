@@ -624,6 +624,8 @@ impl Bridge {
             }
             StreamEvent::Dtmf { dtmf } => {
                 info!(digit = %dtmf.digit, "the callee pressed a key");
+                let at_ms = self.clock_ms;
+                self.write_line(Speaker::Callee, format!("(pressed {})", dtmf.digit), at_ms);
                 let note = format!(
                     "(The restaurant pressed key {} on the phone keypad.)",
                     dtmf.digit
@@ -722,13 +724,7 @@ impl Bridge {
                         .get(item_id.as_ref())
                         .copied()
                         .unwrap_or(self.clock_ms);
-                    info!(speaker = "callee", at_ms, "{text}");
-                    self.history.push((Speaker::Callee, text.to_string()));
-                    let _ = self.writes.send(Write::Line(TranscriptLine {
-                        speaker: Speaker::Callee,
-                        text: text.to_string(),
-                        at_ms,
-                    }));
+                    self.write_line(Speaker::Callee, text.to_string(), at_ms);
                 }
             }
             ServerEvent::InputTranscriptionFailed { item_id, error } => {
@@ -856,6 +852,21 @@ impl Bridge {
         }
     }
 
+    /// Put a line on the transcript (and in the history a reconnect restores).
+    fn write_line(&mut self, speaker: Speaker, text: String, at_ms: u64) {
+        let who = match speaker {
+            Speaker::Agent => "agent",
+            Speaker::Callee => "callee",
+        };
+        info!(speaker = who, at_ms, "{text}");
+        self.history.push((speaker, text.clone()));
+        let _ = self.writes.send(Write::Line(TranscriptLine {
+            speaker,
+            text,
+            at_ms,
+        }));
+    }
+
     /// The model's words for an agent item: write them once the audio is
     /// heard (now, if nothing of it is still playing).
     fn agent_said(&mut self, item_id: &str, text: &str) {
@@ -888,13 +899,7 @@ impl Bridge {
         if text.is_empty() {
             return;
         }
-        info!(speaker = "agent", at_ms, "{text}");
-        self.history.push((Speaker::Agent, text.clone()));
-        let _ = self.writes.send(Write::Line(TranscriptLine {
-            speaker: Speaker::Agent,
-            text,
-            at_ms,
-        }));
+        self.write_line(Speaker::Agent, text, at_ms);
     }
 
     async fn on_tool_call(&mut self, call_id: String, name: String, arguments: String) {
@@ -963,6 +968,10 @@ impl Bridge {
         if let Some(r) = &self.recorder {
             r.outbound_mulaw(self.clock_ms, audio.clone());
         }
+        // The keys go on the transcript too, where they play (after any
+        // speech still queued at Twilio).
+        let at_ms = self.clock_ms + self.playback.unplayed_ms(self.clock_ms);
+        self.write_line(Speaker::Agent, format!("(pressed {digits})"), at_ms);
         let mark_name = self
             .playback
             .audio_sent(&item_id, audio.len() as u64, self.clock_ms);
