@@ -372,10 +372,26 @@ async fn garbage_on_one_stream_does_not_touch_another_call() {
     let mut abrupt = twilio_socket(&rig).await;
     let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZy", "start": {"accountSid": "ACx", "streamSid": "MZy", "callSid": "CAabrupt", "tracks": ["inbound"], "customParameters": params}});
     abrupt.send(Message::text(start.to_string())).await.unwrap();
+    // The restaurant presses a key: the model is told in words.
+    let dtmf = json!({"event": "dtmf", "streamSid": "MZy", "sequenceNumber": "2", "dtmf": {"track": "inbound_track", "digit": "5"}});
+    abrupt.send(Message::text(dtmf.to_string())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     drop(abrupt);
     let abrupt_record = wait_finished_outcome(&rig, "CAabrupt").await;
+    assert!(abrupt_record
+        .transcript
+        .iter()
+        .any(|l| l.speaker == Speaker::Callee && l.text == "(pressed 5)"));
     assert_eq!(abrupt_record.outcome.unwrap().status, OutcomeStatus::Failed);
+    let told = rig.model.as_ref().unwrap().sessions().iter().any(|s| {
+        s.client_events.iter().any(|e| {
+            e["type"] == "conversation.item.create"
+                && e["item"]["content"][0]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("pressed key 5"))
+        })
+    });
+    assert!(told, "the model heard about the key press");
 
     // Meanwhile the real call went on unharmed.
     let record = wait_finished(&rig, &id, 90).await;
