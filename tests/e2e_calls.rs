@@ -4,12 +4,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::model_events;
 use reservoice::cli::client::ApiClient;
 use reservoice::cli::render;
 use reservoice::domain::{CallRecord, CallStatus, OutcomeStatus, Speaker};
 use reservoice::sim::rig::{Rig, RigOptions, ScenarioKind};
 use reservoice::sim::telephone::Line;
 use serde_json::Value;
+
+mod common;
 
 async fn rig(scenario: ScenarioKind) -> Rig {
     Rig::start(RigOptions {
@@ -25,27 +28,12 @@ async fn place_and_finish(
     rig: &Rig,
     request: &reservoice::domain::ReservationRequest,
 ) -> CallRecord {
-    let client = ApiClient::new(&rig.server_url, None).unwrap();
-    let placed = client.create_call(request).await.expect("call placed");
+    let (placed, done) = common::place_and_follow(rig, request).await;
     assert!(
         placed.outcome.is_none() && placed.transcript.is_empty(),
         "{placed:?}"
     );
-    let done = tokio::time::timeout(
-        Duration::from_secs(90),
-        render::follow(&client, &placed.id, true),
-    )
-    .await
-    .expect("call finishes within 90 s")
-    .expect("events followed");
-    assert!(done.is_finished(), "{done:?}");
     done
-}
-
-fn model_events(rig: &Rig) -> Vec<Value> {
-    let sessions = rig.model.as_ref().expect("stand-in model").sessions();
-    assert_eq!(sessions.len(), 1, "one model session per call");
-    sessions[0].client_events.clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,34 +4,16 @@
 
 use std::time::Duration;
 
-use reservoice::cli::client::ApiClient;
-use reservoice::cli::render;
+use common::model_events;
 use reservoice::config::VoicemailPolicy;
 use reservoice::domain::{CallRecord, CallStatus, OutcomeStatus};
 use reservoice::sim::rig::{Rig, RigOptions, ScenarioKind};
 use serde_json::Value;
 
-async fn place_and_finish(rig: &Rig) -> CallRecord {
-    let client = ApiClient::new(&rig.server_url, None).unwrap();
-    let placed = client
-        .create_call(&rig.request())
-        .await
-        .expect("call placed");
-    let done = tokio::time::timeout(
-        Duration::from_secs(90),
-        render::follow(&client, &placed.id, true),
-    )
-    .await
-    .expect("call finishes within 90 s")
-    .expect("events followed");
-    assert!(done.is_finished(), "{done:?}");
-    done
-}
+mod common;
 
-fn model_events(rig: &Rig) -> Vec<Value> {
-    let sessions = rig.model.as_ref().expect("stand-in model").sessions();
-    assert_eq!(sessions.len(), 1, "one model session per call");
-    sessions[0].client_events.clone()
+async fn place_and_finish(rig: &Rig) -> CallRecord {
+    common::place_and_follow(rig, &rig.request()).await.1
 }
 
 fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {

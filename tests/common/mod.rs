@@ -1,0 +1,33 @@
+//! Helpers shared by the end-to-end test files.
+
+use std::time::Duration;
+
+use reservoice::cli::client::ApiClient;
+use reservoice::cli::render;
+use reservoice::domain::{CallRecord, ReservationRequest};
+use reservoice::sim::rig::Rig;
+use serde_json::Value;
+
+/// Place `request` through the API and follow the call to its end: returns
+/// the record as placed and the final record.
+pub async fn place_and_follow(rig: &Rig, request: &ReservationRequest) -> (CallRecord, CallRecord) {
+    let client = ApiClient::new(&rig.server_url, None).unwrap();
+    let placed = client.create_call(request).await.expect("call placed");
+    let done = tokio::time::timeout(
+        Duration::from_secs(90),
+        render::follow(&client, &placed.id, true),
+    )
+    .await
+    .expect("call finishes within 90 s")
+    .expect("events followed");
+    assert!(done.is_finished(), "{done:?}");
+    (placed, done)
+}
+
+/// Every client event of the call's one model session.
+#[allow(dead_code)] // not every test file uses it
+pub fn model_events(rig: &Rig) -> Vec<Value> {
+    let sessions = rig.model.as_ref().expect("stand-in model").sessions();
+    assert_eq!(sessions.len(), 1, "one model session per call");
+    sessions[0].client_events.clone()
+}
