@@ -185,8 +185,10 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Bearer token required on `/api/*` when set.
     pub api_token: Option<SecretString>,
-    /// Call store URL (`sqlite://…`).
+    /// Call store URL (`sqlite://…` or `postgres://…`).
     pub database_url: String,
+    /// How the call store uses its database (pool, leases of live calls).
+    pub store: crate::store::StoreOptions,
     /// Database and recordings live here.
     pub data_dir: PathBuf,
     /// Zone for reservations that name none.
@@ -264,7 +266,7 @@ pub struct SettingsArgs {
     /// Bearer token required on /api/* (required on a non-loopback address)
     #[arg(long, env = "RESERVOICE_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
-    /// Call store (sqlite://PATH); default: reservoice.db in the data dir
+    /// Call store: sqlite://PATH or postgres://USER@HOST/DB (several instances); default: reservoice.db in the data dir
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// Directory for the database and recordings
@@ -437,10 +439,10 @@ impl SettingsArgs {
             Some(u) if !u.trim().is_empty() => u.trim().to_string(),
             _ => format!("sqlite://{}", data_dir.join("reservoice.db").display()),
         };
-        if !database_url.starts_with("sqlite:") {
+        if !database_url.starts_with("sqlite:") && !crate::store::is_postgres(&database_url) {
             return Err(ConfigError::Invalid {
                 var: "DATABASE_URL",
-                problem: "only sqlite:// is supported by this build".into(),
+                problem: "use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE".into(),
             });
         }
         let timezone = match self
@@ -479,6 +481,7 @@ impl SettingsArgs {
             bind,
             api_token,
             database_url,
+            store: crate::store::StoreOptions::default(),
             data_dir,
             timezone,
             skip_signature: self.insecure_skip_signature,

@@ -28,6 +28,7 @@ use crate::domain::reservation::ParameterError;
 use crate::domain::{Outcome, OutcomeStatus, Reservation, Speaker, TranscriptLine};
 use crate::realtime::events::{self as rt, ServerEvent};
 use crate::realtime::{self, RealtimeConnection};
+use crate::store::{spawn_writer, CallWrite as Write};
 use crate::twilio::stream::{self as ts, StreamEvent};
 
 type TwilioSink = SplitSink<WebSocket, Message>;
@@ -43,13 +44,6 @@ const DTMF_ITEM: &str = "dtmf_";
 
 /// How long Twilio has to send `start` after the upgrade.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Writes that must not stall the audio, applied in order by a writer task.
-enum Write {
-    Line(TranscriptLine),
-    Outcome(Outcome, bool),
-    Error(String),
-}
 
 /// Handle a Media Stream WebSocket from upgrade to close.
 pub async fn run(ctx: CallContext, socket: WebSocket) {
@@ -171,8 +165,9 @@ async fn run_call(
     if let Err(e) = ctx.store.stream_started(&call_sid).await {
         warn!(error = %e, "cannot record the stream start");
     }
+    let _lease = ctx.store.hold_lease(&call_sid);
 
-    let (writes, writer) = spawn_writer(ctx.clone(), call_sid.clone());
+    let (writes, writer) = spawn_writer(ctx.store.clone(), call_sid.clone());
     let brief = Brief::with_options(
         &reservation,
         Utc::now(),
@@ -261,33 +256,6 @@ async fn run_call(
     }
     let _ = writer.await;
     info!("call session ended");
-}
-
-fn spawn_writer(
-    ctx: CallContext,
-    call_sid: String,
-) -> (mpsc::UnboundedSender<Write>, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
-    let handle = tokio::spawn(
-        async move {
-            while let Some(w) = rx.recv().await {
-                let result = match &w {
-                    Write::Line(line) => ctx.store.add_line(&call_sid, line).await,
-                    Write::Outcome(o, only_if_unsettled) => ctx
-                        .store
-                        .set_outcome(&call_sid, o, *only_if_unsettled)
-                        .await
-                        .map(|_| ()),
-                    Write::Error(e) => ctx.store.set_error(&call_sid, e).await,
-                };
-                if let Err(e) = result {
-                    warn!(error = %e, "call store write failed");
-                }
-            }
-        }
-        .in_current_span(),
-    );
-    (tx, handle)
 }
 
 /// Open the model session, trying a second time after a short pause.

@@ -11,17 +11,16 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use futures_util::Stream;
+use futures_util::StreamExt;
 use rand::distributions::{Alphanumeric, DistString};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 
 use super::AppState;
 use crate::domain::reservation::RequestRules;
 use crate::domain::{CallStatus, FieldError, Outcome, OutcomeStatus, ReservationRequest};
-use crate::store::CallEvent;
+use crate::store::{CallEvent, Followed};
 use crate::twilio::rest::{CreateCall, TwilioError};
 use crate::twilio::twiml;
 
@@ -228,144 +227,25 @@ pub async fn get_recording(State(state): State<AppState>, Path(id): Path<String>
 
 /// `GET /api/calls/{id}/events`: Server-Sent Events. First `snapshot` (the
 /// record so far), then `status`, `transcript`, `outcome` as they happen, and
-/// `finished` (with the final record) when the call is over.
-///
-/// Events come from this process's broadcast (instant) and from reading the
-/// call store every second (so a call handled by another server instance,
-/// sharing the database, is followed too); each line is sent once.
+/// `finished` (with the final record) when the call is over. Whichever
+/// instance handles the call, each line is sent once, in order
+/// ([`crate::store::CallStore::follow`]).
 pub async fn call_events(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let mut rx = state.store.subscribe(&id);
-    let record = match state.store.get(&id).await {
-        Ok(Some(r)) => r,
+    let follow = match state.store.follow(&id).await {
+        Ok(Some(f)) => f,
         Ok(None) => return not_found(&id),
         Err(e) => return internal(e),
     };
-    let store = state.store.clone();
-    let stream = async_stream(move |tx| async move {
-        let mut follower = Follower::new(&record);
-        let _ = tx.send(snapshot_event("snapshot", &record)).await;
-        if record.is_finished() {
-            let _ = tx.send(snapshot_event("finished", &record)).await;
-            return;
-        }
-        let mut poll = tokio::time::interval(Duration::from_secs(1));
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let catch_up = tokio::select! {
-                event = rx.recv() => match event {
-                    Ok(CallEvent::Finished) | Err(RecvError::Closed) | Err(RecvError::Lagged(_)) => true,
-                    Ok(event) => match follower.admit(event) {
-                        Admit::Send(event) => {
-                            if tx.send(live_event(&event)).await.is_err() {
-                                return;
-                            }
-                            false
-                        }
-                        Admit::Skip => false,
-                        Admit::CatchUp => true,
-                    },
-                },
-                _ = poll.tick() => true,
-            };
-            if !catch_up {
-                continue;
-            }
-            let Ok(Some(record)) = store.get(&id).await else {
-                continue;
-            };
-            for event in follower.missing(&record) {
-                if tx.send(live_event(&event)).await.is_err() {
-                    return;
-                }
-            }
-            if record.is_finished() {
-                let _ = tx.send(snapshot_event("finished", &record)).await;
-                return;
-            }
-        }
+    let stream = follow.map(|followed| {
+        Ok::<_, Infallible>(match &followed {
+            Followed::Snapshot(record) => snapshot_event("snapshot", record),
+            Followed::Event(event) => live_event(event),
+            Followed::Finished(record) => snapshot_event("finished", record),
+        })
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
         .into_response()
-}
-
-/// What one follower has been sent so far.
-struct Follower {
-    lines: u64,
-    status: CallStatus,
-    outcome: Option<Outcome>,
-}
-
-/// What to do with a broadcast event.
-enum Admit {
-    Send(CallEvent),
-    Skip,
-    /// A line is missing before this one: read the store.
-    CatchUp,
-}
-
-impl Follower {
-    fn new(record: &crate::domain::CallRecord) -> Self {
-        Follower {
-            lines: record.transcript.len() as u64,
-            status: record.status,
-            outcome: record.outcome.clone(),
-        }
-    }
-
-    fn admit(&mut self, event: CallEvent) -> Admit {
-        match &event {
-            CallEvent::Transcript { seq, .. } if *seq == self.lines + 1 => {
-                self.lines = *seq;
-                Admit::Send(event)
-            }
-            CallEvent::Transcript { seq, .. } if *seq <= self.lines => Admit::Skip,
-            CallEvent::Transcript { .. } => Admit::CatchUp,
-            CallEvent::Status { status } if *status == self.status => Admit::Skip,
-            CallEvent::Status { status } => {
-                self.status = *status;
-                Admit::Send(event)
-            }
-            CallEvent::Outcome { outcome } if self.outcome.as_ref() == Some(outcome) => Admit::Skip,
-            CallEvent::Outcome { outcome } => {
-                self.outcome = Some(outcome.clone());
-                Admit::Send(event)
-            }
-            CallEvent::Finished => Admit::CatchUp,
-        }
-    }
-
-    /// Events for whatever the store has that this follower was not sent.
-    fn missing(&mut self, record: &crate::domain::CallRecord) -> Vec<CallEvent> {
-        let mut out = Vec::new();
-        if record.status != self.status {
-            self.status = record.status;
-            out.push(CallEvent::Status {
-                status: record.status,
-            });
-        }
-        for (ix, line) in record
-            .transcript
-            .iter()
-            .enumerate()
-            .skip(self.lines as usize)
-        {
-            out.push(CallEvent::Transcript {
-                line: line.clone(),
-                seq: ix as u64 + 1,
-            });
-        }
-        self.lines = self.lines.max(record.transcript.len() as u64);
-        if record.outcome.is_some() && record.outcome != self.outcome {
-            self.outcome = record.outcome.clone();
-            if let Some(outcome) = &record.outcome {
-                out.push(CallEvent::Outcome {
-                    outcome: outcome.clone(),
-                });
-            }
-        }
-        out
-    }
 }
 
 fn live_event(event: &CallEvent) -> Event {
@@ -380,18 +260,4 @@ fn snapshot_event(name: &str, record: &crate::domain::CallRecord) -> Event {
         .event(name)
         .json_data(record)
         .unwrap_or_default()
-}
-
-/// A stream fed by a task through a small channel.
-fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(producer(tx));
-    futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-    )
 }
