@@ -69,6 +69,12 @@ pub struct RigOptions {
     pub voicemail: crate::config::VoicemailPolicy,
     /// Record calls (`--record`).
     pub record: bool,
+    /// The call store (`postgres://…` to share one with other instances);
+    /// default: a SQLite file in a temporary directory.
+    pub database_url: Option<String>,
+    /// Leases of live calls (tests shorten them to see a dead instance's
+    /// calls reaped quickly).
+    pub lease: Option<crate::store::LeaseTimings>,
 }
 
 impl Default for RigOptions {
@@ -88,6 +94,8 @@ impl Default for RigOptions {
             server_auth_token_override: None,
             voicemail: crate::config::VoicemailPolicy::Leave,
             record: false,
+            database_url: None,
+            lease: None,
         }
     }
 }
@@ -110,6 +118,10 @@ pub struct Rig {
     pub auth_token: String,
     /// The server's call store URL (to reopen it after the server stopped).
     pub database_url: String,
+    /// The settings the server was started with (another instance is
+    /// started from them, see [`Rig::peer_settings`]).
+    args: SettingsArgs,
+    lease: Option<crate::store::LeaseTimings>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -195,10 +207,12 @@ impl Rig {
             public_url: Some(server_url.clone()),
             bind: server_addr.to_string(),
             api_token: options.api_token.clone(),
-            database_url: Some(format!(
-                "sqlite://{}",
-                data_dir.path().join("reservoice.db").display()
-            )),
+            database_url: Some(options.database_url.clone().unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}",
+                    data_dir.path().join("reservoice.db").display()
+                )
+            })),
             data_dir: Some(data_dir.path().to_path_buf()),
             timezone: Some(options.timezone.name().to_string()),
             insecure_skip_signature: false,
@@ -210,7 +224,10 @@ impl Rig {
             voicemail: options.voicemail,
             record: options.record,
         };
-        let settings = args.resolve().context("simulated settings")?;
+        let mut settings = args.clone().resolve().context("simulated settings")?;
+        if let Some(lease) = options.lease {
+            settings.store.lease = lease;
+        }
         let database_url = settings.database_url.clone();
         let app = Application::build(settings, Some(listener)).await?;
         let state = app.state().clone();
@@ -227,6 +244,8 @@ impl Rig {
             state,
             auth_token,
             database_url,
+            args,
+            lease: options.lease,
             stop: Some(stop),
             server: Some(server),
             _data_dir: data_dir,
@@ -248,6 +267,25 @@ impl Rig {
             notes: Some("a quiet table if possible".into()),
             timezone: None,
         }
+    }
+
+    /// Settings for another server instance in the same world (same Twilio
+    /// account, same model), listening on `addr`, reached by Twilio at
+    /// `http://addr`, using the call store at `database_url`.
+    pub fn peer_settings(
+        &self,
+        addr: SocketAddr,
+        database_url: &str,
+    ) -> anyhow::Result<crate::config::Settings> {
+        let mut args = self.args.clone();
+        args.public_url = Some(format!("http://{addr}"));
+        args.bind = addr.to_string();
+        args.database_url = Some(database_url.to_string());
+        let mut settings = args.resolve().context("peer settings")?;
+        if let Some(lease) = self.lease {
+            settings.store.lease = lease;
+        }
+        Ok(settings)
     }
 
     /// The call store.
