@@ -290,3 +290,44 @@ async fn serve_names_the_missing_setting_and_stops_on_sigterm() {
         "the call store lives in the data dir"
     );
 }
+
+#[tokio::test]
+async fn serve_exits_1_naming_an_unreachable_postgres_but_never_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
+            .arg("serve")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TWILIO_ACCOUNT_SID", "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+            .env("TWILIO_AUTH_TOKEN", "12345678901234567890123456789012")
+            .env("TWILIO_FROM_NUMBER", "+12125550100")
+            .env("OPENAI_API_KEY", "sk-never-printed")
+            .env("PUBLIC_URL", "https://reservoice.example.com")
+            .env("RESERVOICE_BIND", "127.0.0.1:0")
+            .env(
+                "DATABASE_URL",
+                format!("postgres://calls:pw-never-printed@127.0.0.1:{port}/reservoice_calls"),
+            )
+            .output(),
+    )
+    .await
+    .expect("serve gives up within 30 s")
+    .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("PostgreSQL at 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(err.contains("database \"reservoice_calls\""), "{err}");
+    assert!(!err.contains("pw-never-printed"), "{err}");
+}

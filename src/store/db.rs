@@ -82,6 +82,15 @@ impl Db {
     }
 }
 
+/// Why a connection failed, without sqlx's wrapping.
+fn problem(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Database(db) => db.message().to_string(),
+        other => other.to_string(),
+    }
+}
+
 async fn open_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
     let path = url
         .trim_start_matches("sqlite://")
@@ -143,7 +152,12 @@ async fn open_postgres(url: &str, store: &StoreOptions) -> Result<PgPool, StoreE
             {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            Err(source) => return Err(StoreError::Unreachable { target, source }),
+            Err(e) => {
+                return Err(StoreError::Unreachable {
+                    target,
+                    problem: problem(&e),
+                })
+            }
         }
     }
     let pool = PgPoolOptions::new()
@@ -151,9 +165,9 @@ async fn open_postgres(url: &str, store: &StoreOptions) -> Result<PgPool, StoreE
         .acquire_timeout(store.acquire_timeout)
         .connect_with(options)
         .await
-        .map_err(|source| StoreError::Unreachable {
+        .map_err(|e| StoreError::Unreachable {
             target: target.clone(),
-            source,
+            problem: problem(&e),
         })?;
     // sqlx holds a PostgreSQL advisory lock (per database) while it migrates,
     // so instances starting together apply each migration once, in turn.

@@ -55,13 +55,12 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// The database server could not be used at start-up.
-    #[error("call store: cannot use PostgreSQL at {target}: {source}")]
+    #[error("call store: cannot use PostgreSQL at {target}: {problem} (is it running, and is DATABASE_URL right?)")]
     Unreachable {
         /// Host, port, database and user (never the password).
         target: String,
-        /// Why.
-        #[source]
-        source: sqlx::Error,
+        /// Why, in the server's or the network's words.
+        problem: String,
     },
     /// `DATABASE_URL` could not be read.
     #[error("call store: DATABASE_URL is not a usable PostgreSQL URL: {problem}")]

@@ -30,11 +30,16 @@ pub struct ScratchDatabase {
 impl ScratchDatabase {
     /// Create an empty database on the server [`SERVER_VAR`] names.
     pub async fn create() -> anyhow::Result<ScratchDatabase> {
-        use anyhow::Context;
         let server = std::env::var(SERVER_VAR).unwrap_or_else(|_| DEFAULT_SERVER.to_string());
-        let admin = PgConnectOptions::from_str(&server)
+        ScratchDatabase::create_on(&server).await
+    }
+
+    /// Create an empty database on `server` (an administrative URL).
+    pub async fn create_on(server: &str) -> anyhow::Result<ScratchDatabase> {
+        use anyhow::Context;
+        let admin = PgConnectOptions::from_str(server)
             .with_context(|| format!("{SERVER_VAR} is not a PostgreSQL URL"))?;
-        let mut url = url::Url::parse(&server)
+        let mut url = url::Url::parse(server)
             .with_context(|| format!("{SERVER_VAR} is not a PostgreSQL URL"))?;
         let name = format!(
             "reservoice_scratch_{}_{:08x}",
@@ -69,17 +74,7 @@ impl ScratchDatabase {
     pub async fn for_test() -> Option<ScratchDatabase> {
         match ScratchDatabase::create().await {
             Ok(db) => Some(db),
-            Err(e) if must_run() => {
-                panic!("PostgreSQL tests must run under CI=true, but: {e:#}")
-            }
-            Err(e) => {
-                eprintln!(
-                    "note: skipping a PostgreSQL test ({e:#}). To run it, start PostgreSQL on 127.0.0.1:5432 \
-                     with trust authentication (or set {SERVER_VAR}=postgres://USER@HOST:PORT/postgres, a user \
-                     who may create databases) and run cargo test again; .ci/run does this for you."
-                );
-                None
-            }
+            Err(e) => skip_or_fail(&e, must_run()),
         }
     }
 
@@ -98,6 +93,19 @@ impl ScratchDatabase {
         self.dropped = true;
         drop_database(&self.admin, &self.name).await
     }
+}
+
+/// Without a server: a note and a skip, or (`must_run`) a failure.
+fn skip_or_fail(e: &anyhow::Error, must_run: bool) -> Option<ScratchDatabase> {
+    if must_run {
+        panic!("PostgreSQL tests must run under CI=true, but: {e:#}");
+    }
+    eprintln!(
+        "note: skipping a PostgreSQL test ({e:#}). To run it, start PostgreSQL on 127.0.0.1:5432 \
+         with trust authentication (or set {SERVER_VAR}=postgres://USER@HOST:PORT/postgres, a user \
+         who may create databases) and run cargo test again; .ci/run does this for you."
+    );
+    None
 }
 
 fn must_run() -> bool {
@@ -132,5 +140,24 @@ impl Drop for ScratchDatabase {
             }
         });
         let _ = worker.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_a_server_tests_skip_but_ci_fails() {
+        let e = ScratchDatabase::create_on("postgres://postgres@127.0.0.1:1/postgres")
+            .await
+            .expect_err("nothing listens on port 1");
+        assert!(format!("{e:#}").contains("127.0.0.1:1"), "{e:#}");
+        assert!(skip_or_fail(&e, false).is_none());
+        let failed = std::panic::catch_unwind(|| skip_or_fail(&e, true));
+        assert!(
+            failed.is_err(),
+            "under CI=true a missing server fails the test"
+        );
     }
 }
