@@ -1352,6 +1352,35 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_connections_can_require_tls() {
+        let Some(db) = scratch::ScratchDatabase::for_test().await else {
+            return;
+        };
+        let plain = CallStore::open(db.url()).await.unwrap();
+        let Db::Postgres(pool) = &plain.db else {
+            unreachable!()
+        };
+        let ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(pool).await.unwrap();
+        if ssl != "on" {
+            eprintln!("note: this PostgreSQL server has ssl = off; TLS not tested");
+            return;
+        }
+        let mut url = url::Url::parse(db.url()).unwrap();
+        url.query_pairs_mut().append_pair("sslmode", "require");
+        let s = CallStore::open(url.as_str()).await.expect("opens over TLS");
+        let Db::Postgres(pool) = &s.db else {
+            unreachable!()
+        };
+        let over_tls: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert!(over_tls);
+        live_call(&s, "CA14").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_followers_catch_up_after_the_listener_drops() {
         let Some(db) = scratch::ScratchDatabase::for_test().await else {
             return;
