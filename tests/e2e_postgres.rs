@@ -16,6 +16,7 @@ use reservoice::domain::{CallRecord, CallStatus, OutcomeStatus, Speaker};
 use reservoice::server::Application;
 use reservoice::sim::rig::{Rig, RigOptions, ScenarioKind};
 use reservoice::sim::scenario::{clip_text, Scenario};
+use reservoice::sim::telephone::SimCall;
 use reservoice::store::scratch::ScratchDatabase;
 use reservoice::store::{CallStore, LeaseTimings};
 
@@ -66,33 +67,19 @@ async fn wait_for(
     }
 }
 
-/// Agent audio the telephone has played so far on call `id` (bytes).
-fn agent_audio(rig: &Rig, id: &str) -> usize {
+/// What the telephone knows of call `id` so far.
+fn sim_call(rig: &Rig, id: &str) -> SimCall {
     rig.phone
         .calls()
         .into_iter()
         .find(|c| c.call_sid == id)
-        .map_or(0, |c| c.agent_audio.len())
-}
-
-/// Host lines the telephone has played so far on call `id`.
-fn host_lines(rig: &Rig, id: &str) -> usize {
-    rig.phone
-        .calls()
-        .into_iter()
-        .find(|c| c.call_sid == id)
-        .map_or(0, |c| c.host_lines_spoken.len())
+        .expect("the telephone placed the call")
 }
 
 /// The transcript says exactly what was said, once, in order: the host's
 /// lines as the telephone played them, the agent's as the script has them.
 fn assert_everything_said_is_written(rig: &Rig, record: &CallRecord) {
-    let call = rig
-        .phone
-        .calls()
-        .into_iter()
-        .find(|c| c.call_sid == record.id)
-        .unwrap();
+    let call = sim_call(rig, &record.id);
     let callee: Vec<&str> = record
         .transcript
         .iter()
@@ -140,11 +127,11 @@ async fn a_call_goes_on_while_its_database_is_away() {
     // The database goes away until the restaurant has said something more
     // (and its transcription had time to arrive): that line can only be
     // written once the database is back.
-    let audio_before = agent_audio(&rig, &id);
-    let host_before = host_lines(&rig, &id);
+    let audio_before = sim_call(&rig, &id).agent_audio.len();
+    let host_before = sim_call(&rig, &id).host_lines_spoken.len();
     proxy.cut();
     let cut_at = tokio::time::Instant::now();
-    while host_lines(&rig, &id) == host_before {
+    while sim_call(&rig, &id).host_lines_spoken.len() == host_before {
         assert!(
             cut_at.elapsed() < Duration::from_secs(30),
             "the host never spoke again"
@@ -154,7 +141,7 @@ async fn a_call_goes_on_while_its_database_is_away() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let stored_during = observer.get(&id).await.unwrap().unwrap().transcript.len();
     assert!(
-        agent_audio(&rig, &id) > audio_before,
+        sim_call(&rig, &id).agent_audio.len() > audio_before,
         "the agent kept talking while the database was away"
     );
     proxy.restore();

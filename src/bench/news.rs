@@ -63,6 +63,11 @@ pub struct NewsReport {
     pub delay_p999_ms: f64,
     /// Slowest (ms).
     pub delay_max_ms: f64,
+    /// Transactions the database committed over the whole run, from
+    /// `pg_stat_database`: both instances, placing the calls, their statuses,
+    /// lines and outcomes, and every follower's reads (the bench's calls hold
+    /// no leases).
+    pub db_transactions: u64,
 }
 
 impl NewsReport {
@@ -71,7 +76,8 @@ impl NewsReport {
         format!(
             "call news, instance A → PostgreSQL → instance B, {} calls\n  \
              lines: {} written, {} delivered once in order, {} lost, {} unexpected ({:.0}/s)\n  \
-             delay said→followed: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms\n",
+             delay said→followed: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms\n  \
+             database: {} transactions ({:.1} per call, {:.2} per line)\n",
             self.calls,
             self.lines_written,
             self.lines_delivered,
@@ -83,6 +89,9 @@ impl NewsReport {
             self.delay_p99_ms,
             self.delay_p999_ms,
             self.delay_max_ms,
+            self.db_transactions,
+            self.db_transactions as f64 / self.calls.max(1) as f64,
+            self.db_transactions as f64 / self.lines_written.max(1) as f64,
         )
     }
 
@@ -103,9 +112,31 @@ struct Seen {
 /// `admin_url` (dropped afterwards).
 pub async fn run(admin_url: &str, config: &NewsConfig) -> anyhow::Result<NewsReport> {
     let scratch = ScratchDatabase::create_on(admin_url).await?;
-    let result = run_on(scratch.url(), config).await;
+    let result = async {
+        let before = committed(scratch.url()).await?;
+        let mut report = run_on(scratch.url(), config).await?;
+        // Backends report their counts when they exit; the stores are closed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        report.db_transactions = committed(scratch.url()).await?.saturating_sub(before);
+        anyhow::Ok(report)
+    }
+    .await;
     scratch.drop_now().await?;
     result
+}
+
+/// Transactions committed in the database at `url` so far (this query's own
+/// connection counts one or two).
+async fn committed(url: &str) -> anyhow::Result<u64> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let _ = conn.close().await;
+    Ok(n.max(0) as u64)
 }
 
 async fn run_on(url: &str, config: &NewsConfig) -> anyhow::Result<NewsReport> {
@@ -197,7 +228,7 @@ async fn run_on(url: &str, config: &NewsConfig) -> anyhow::Result<NewsReport> {
                     break;
                 }
                 let said = start.elapsed().as_micros() as u64;
-                let speaker = if written % 2 == 0 {
+                let speaker = if written.is_multiple_of(2) {
                     Speaker::Callee
                 } else {
                     Speaker::Agent
@@ -254,6 +285,7 @@ async fn run_on(url: &str, config: &NewsConfig) -> anyhow::Result<NewsReport> {
         delay_p99_ms: ms(h.value_at_quantile(0.99)),
         delay_p999_ms: ms(h.value_at_quantile(0.999)),
         delay_max_ms: ms(h.max()),
+        db_transactions: 0,
     })
 }
 

@@ -109,11 +109,19 @@ pub async fn run(args: BenchArgs) -> i32 {
     } else {
         run_server(&args, &config, wait).await
     };
+    conclude(result.map(|r| {
+        let clean = r.calls_failed == 0 && r.frames_lost == 0;
+        (r.render(), r.json_line(), clean)
+    }))
+}
+
+/// Print a report (text, then one JSON line); exit 0 when `clean`.
+fn conclude(result: anyhow::Result<(String, String, bool)>) -> i32 {
     match result {
-        Ok(report) => {
-            print!("{}", report.render());
-            println!("{}", report.json_line());
-            if report.calls_failed == 0 && report.frames_lost == 0 {
+        Ok((text, json, clean)) => {
+            print!("{text}");
+            println!("{json}");
+            if clean {
                 exit::BOOKED
             } else {
                 exit::ERROR
@@ -142,21 +150,10 @@ async fn run_news(
     eprintln!(
         "call news: {calls} calls on two instances of one PostgreSQL database, a line every {line_every:?} per call, {ramp:?} ramp + {duration:?}…"
     );
-    match bench::news::run(admin_url, &config).await {
-        Ok(report) => {
-            print!("{}", report.render());
-            println!("{}", report.json_line());
-            if report.lines_lost == 0 && report.lines_unexpected == 0 {
-                exit::BOOKED
-            } else {
-                exit::ERROR
-            }
-        }
-        Err(e) => {
-            eprintln!("reservoice bench: {e:#}");
-            exit::ERROR
-        }
-    }
+    conclude(bench::news::run(admin_url, &config).await.map(|r| {
+        let clean = r.lines_lost == 0 && r.lines_unexpected == 0;
+        (r.render(), r.json_line(), clean)
+    }))
 }
 
 async fn run_floor(config: &LoadConfig) -> anyhow::Result<bench::Report> {

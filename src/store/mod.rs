@@ -1134,7 +1134,7 @@ mod tests {
             a.add_line("CA7", &line(Speaker::Agent, &format!("line {n}"), n * 10))
                 .await
                 .unwrap();
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -1360,7 +1360,10 @@ mod tests {
         let Db::Postgres(pool) = &plain.db else {
             unreachable!()
         };
-        let ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(pool).await.unwrap();
+        let ssl: String = sqlx::query_scalar("SHOW ssl")
+            .fetch_one(pool)
+            .await
+            .unwrap();
         if ssl != "on" {
             eprintln!("note: this PostgreSQL server has ssl = off; TLS not tested");
             return;
@@ -1394,7 +1397,7 @@ mod tests {
             unreachable!()
         };
         for n in 1..=20u64 {
-            if n % 5 == 0 {
+            if n.is_multiple_of(5) {
                 // Cut every listening connection: lines written now are
                 // announced to nobody, and must still arrive.
                 sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()")
