@@ -81,7 +81,7 @@ impl Application {
                 .await
                 .with_context(|| format!("cannot listen on {}", settings.bind))?,
         };
-        let store = CallStore::open_with(&settings.database_url, settings.store.clone())
+        let store = CallStore::open_with(settings.database_url.expose(), settings.store.clone())
             .await
             .context("cannot open the call store")?;
         let http = reqwest::Client::builder()

@@ -228,7 +228,7 @@ impl Rig {
         if let Some(lease) = options.lease {
             settings.store.lease = lease;
         }
-        let database_url = settings.database_url.clone();
+        let database_url = settings.database_url.expose().to_string();
         let app = Application::build(settings, Some(listener)).await?;
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
