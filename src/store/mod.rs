@@ -8,6 +8,7 @@
 //! every second for changes made by another instance (`server::api`).
 
 mod events;
+mod page;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 pub use events::{CallEvent, EventHub};
+pub use page::{CallPage, ListedCall, PageCursor};
 
 use crate::domain::{
     CallRecord, CallStatus, CallSummary, Outcome, OutcomeStatus, Reservation, Speaker,
