@@ -290,3 +290,80 @@ async fn serve_names_the_missing_setting_and_stops_on_sigterm() {
         "the call store lives in the data dir"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_web_serves_the_page_with_the_simulated_restaurants_until_ctrl_c() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
+        .args(["demo", "--web", "--port", "0"])
+        .env_remove("OPENAI_API_KEY")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            printed.push_str(&line);
+            printed.push('\n');
+            if let Some(at) = line.find("http://127.0.0.1:") {
+                return Some(line[at..].trim().trim_end_matches('/').to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("no address printed:\n{printed}"));
+    assert!(printed.starts_with("SIMULATION"), "{printed}");
+
+    // The form offers the simulated restaurants; each behaves as labelled.
+    let http = reqwest::Client::new();
+    let form = http.get(format!("{url}/calls/new")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let html = form.text().await.unwrap();
+    assert!(html.contains("Simulated restaurant"), "{html}");
+    let busy_at = html.find("The line is busy").expect("a busy restaurant");
+    let number = html[..busy_at]
+        .rsplit("value=\"")
+        .next()
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let client = reservoice::cli::client::ApiClient::new(&url, None).unwrap();
+    let request = reservoice::domain::ReservationRequest {
+        to: number,
+        restaurant: "Chez Demo".into(),
+        party_size: 4,
+        date: "tomorrow".into(),
+        time: "7pm".into(),
+        name: "Alex Doe".into(),
+        ..Default::default()
+    };
+    let placed = client.create_call(&request).await.unwrap();
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        reservoice::cli::render::follow(&client, &placed.id, true),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        done.outcome.map(|o| o.status),
+        Some(reservoice::domain::OutcomeStatus::Busy)
+    );
+
+    // Ctrl-C stops it.
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

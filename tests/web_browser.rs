@@ -195,10 +195,19 @@ impl WebDriverCompatibleCommand for Cdp {
     }
 }
 
+/// Where a screenshot goes besides `target/screenshots/`.
+#[derive(PartialEq)]
+enum Shot {
+    /// Only the CI artefacts.
+    Artefact,
+    /// Also `docs/screenshots/` (the README shows it), when
+    /// `RESERVOICE_UPDATE_SCREENSHOTS` is set.
+    Docs,
+}
+
 /// The whole page at `width` CSS pixels (a phone at 375: 2x pixels, touch
-/// metrics), saved under `target/screenshots/` (and `docs/screenshots/` when
-/// asked). Returns the PNG's path.
-async fn screenshot(c: &Client, width: u32, name: &str) -> PathBuf {
+/// metrics), saved under `target/screenshots/`. Returns the PNG's path.
+async fn screenshot(c: &Client, width: u32, name: &str, shot_for: Shot) -> PathBuf {
     let phone = width < 600;
     let scale = if phone { 2 } else { 1 };
     let metrics = |height: u64| json!({"width": width, "height": height, "deviceScaleFactor": scale, "mobile": phone});
@@ -234,7 +243,7 @@ async fn screenshot(c: &Client, width: u32, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("screenshot directory");
     let path = dir.join(format!("{name}.png"));
     std::fs::write(&path, &png).expect("screenshot written");
-    if std::env::var_os("RESERVOICE_UPDATE_SCREENSHOTS").is_some() {
+    if shot_for == Shot::Docs && std::env::var_os("RESERVOICE_UPDATE_SCREENSHOTS").is_some() {
         let docs = root.join("docs/screenshots");
         std::fs::create_dir_all(&docs).expect("docs/screenshots");
         std::fs::write(docs.join(format!("{name}.png")), &png).expect("docs screenshot written");
@@ -385,7 +394,7 @@ async fn a_call_placed_from_the_form_is_followed_live_to_its_outcome_and_recordi
     .await;
 
     for width in [375, 1280] {
-        screenshot(c, width, &format!("call-{width}")).await;
+        screenshot(c, width, &format!("call-{width}"), Shot::Docs).await;
     }
     browser.close().await;
     rig.shutdown().await;
@@ -471,6 +480,7 @@ async fn a_bad_field_shows_the_apis_own_message_beside_it_and_places_no_call() {
         js(c, "return document.activeElement.id").await,
         json!("f-date")
     );
+    screenshot(c, 375, "form-error-375", Shot::Artefact).await;
     assert!(
         rig.store().list(10).await.expect("store").is_empty(),
         "no call recorded"
@@ -659,7 +669,7 @@ async fn the_list_shows_a_new_call_ringing_then_booked_without_a_reload() {
         "no reload"
     );
     for width in [375, 1280] {
-        screenshot(c, width, &format!("calls-{width}")).await;
+        screenshot(c, width, &format!("calls-{width}"), Shot::Artefact).await;
     }
     browser.close().await;
     rig.shutdown().await;

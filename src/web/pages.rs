@@ -663,14 +663,16 @@ struct Field<'a> {
 
 fn field(f: Field) -> Markup {
     let id = format!("f-{}", f.name);
-    let described = format!("hint-{} err-{}", f.name, f.name);
+    let described = match f.hint {
+        Some(_) => format!("hint-{} err-{}", f.name, f.name),
+        None => format!("err-{}", f.name),
+    };
     html! {
         div class="field" data-field=(f.name) {
             label for=(id) {
                 (f.label)
                 @if !f.required { span class="optional" { " (optional)" } }
             }
-            @if let Some(h) = &f.hint { p class="hint" id={ "hint-" (f.name) } { (h) } }
             @if f.kind == "textarea" {
                 textarea id=(id) name=(f.name) rows="2" aria-describedby=(described) { (f.value.unwrap_or("")) }
             } @else {
@@ -678,6 +680,7 @@ fn field(f: Field) -> Markup {
                     autocomplete=[f.autocomplete] aria-describedby=(described)
                     inputmode=[(f.kind == "number").then_some("numeric")] min=[(f.kind == "number").then_some("1")];
             }
+            @if let Some(h) = &f.hint { p class="hint" id={ "hint-" (f.name) } { (h) } }
             p class="field-error" id={ "err-" (f.name) } hidden {}
         }
     }
@@ -704,12 +707,12 @@ pub fn new_call(
                 Some(d) => {
                     div class="field" data-field="to" {
                         label for="f-to" { "Simulated restaurant" }
-                        p class="hint" id="hint-to" { "Each simulated restaurant behaves differently (the demo's scenarios)." }
                         select id="f-to" name="to" aria-describedby="hint-to err-to" {
                             @for r in &d.restaurants {
                                 option value=(r.number) selected[Some(r.number.as_str()) == text(|e| e.to.as_str())] { (r.label) " — " (r.number) }
                             }
                         }
+                        p class="hint" id="hint-to" { "Each simulated restaurant behaves differently (the demo's scenarios)." }
                         p class="field-error" id="err-to" hidden {}
                     }
                 }
