@@ -251,12 +251,10 @@ async fn screenshot(c: &Client, width: u32, name: &str, shot_for: Shot) -> PathB
     path
 }
 
-fn world(options: RigOptions) -> impl std::future::Future<Output = Rig> {
-    async move {
-        Rig::start(options)
-            .await
-            .expect("the simulated world starts")
-    }
+async fn world(options: RigOptions) -> Rig {
+    Rig::start(options)
+        .await
+        .expect("the simulated world starts")
 }
 
 /// Fill a text field (clearing what is there).
