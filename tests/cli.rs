@@ -19,6 +19,20 @@ async fn reservoice(args: &[&str], server: &str) -> Output {
         .expect("the binary runs")
 }
 
+/// Send `signal` (`-TERM`, `-INT`) to a running `reservoice` and wait for its exit code.
+async fn stop(child: &mut tokio::process::Child, signal: &str) -> Option<i32> {
+    let pid = child.id().expect("still running").to_string();
+    std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("kill runs");
+    tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops within 20 s")
+        .expect("exit status")
+        .code()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
@@ -267,16 +281,7 @@ async fn serve_names_the_missing_setting_and_stops_on_sigterm() {
         seen.contains("wss://reservoice.example.com/media-stream"),
         "{seen}"
     );
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(stop(&mut child, "-TERM").await, Some(0));
     let mut rest = String::new();
     use tokio::io::AsyncReadExt;
     let _ = stderr.read_to_string(&mut rest).await;
@@ -356,14 +361,5 @@ async fn demo_web_serves_the_page_with_the_simulated_restaurants_until_ctrl_c() 
     );
 
     // Ctrl-C stops it.
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(stop(&mut child, "-INT").await, Some(0));
 }

@@ -251,10 +251,42 @@ async fn screenshot(c: &Client, width: u32, name: &str, shot_for: Shot) -> PathB
     path
 }
 
-async fn world(options: RigOptions) -> Rig {
-    Rig::start(options)
+/// A browser and a simulated world for one test, one test at a time.
+struct Stage {
+    browser: Browser,
+    rig: Rig,
+    _one: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Stage {
+    /// `None` when the browser is missing and CI is not set (after a note).
+    async fn open(options: RigOptions) -> Option<Stage> {
+        let one = ONE_BROWSER.lock().await;
+        let browser = Browser::start().await?;
+        let rig = Rig::start(options)
+            .await
+            .expect("the simulated world starts");
+        Some(Stage {
+            browser,
+            rig,
+            _one: one,
+        })
+    }
+
+    async fn close(self) {
+        self.browser.close().await;
+        self.rig.shutdown().await;
+    }
+}
+
+/// Click the element `css` selects.
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
         .await
-        .expect("the simulated world starts")
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
 }
 
 /// Fill a text field (clearing what is there).
@@ -266,17 +298,16 @@ async fn type_into(c: &Client, id: &str, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_placed_from_the_form_is_followed_live_to_its_outcome_and_recording() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(browser) = Browser::start().await else {
-        return;
-    };
-    let rig = world(RigOptions {
+    let Some(stage) = Stage::open(RigOptions {
         restaurants: true,
         record: true,
         ..Default::default()
     })
-    .await;
-    let c = &browser.client;
+    .await
+    else {
+        return;
+    };
+    let (c, rig) = (&stage.browser.client, &stage.rig);
     c.goto(&format!("{}/calls/new", rig.server_url))
         .await
         .expect("form");
@@ -290,12 +321,7 @@ async fn a_call_placed_from_the_form_is_followed_live_to_its_outcome_and_recordi
         .await
         .expect("selected");
     type_into(c, "f-name", "Sam Lee").await;
-    c.find(Locator::Css("form[data-place-call] button[type=submit]"))
-        .await
-        .expect("submit button")
-        .click()
-        .await
-        .expect("submitted");
+    click(c, "form[data-place-call] button[type=submit]").await;
     until(
         c,
         20,
@@ -394,18 +420,15 @@ async fn a_call_placed_from_the_form_is_followed_live_to_its_outcome_and_recordi
     for width in [375, 1280] {
         screenshot(c, width, &format!("call-{width}"), Shot::Docs).await;
     }
-    browser.close().await;
-    rig.shutdown().await;
+    stage.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_field_shows_the_apis_own_message_beside_it_and_places_no_call() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(browser) = Browser::start().await else {
+    let Some(stage) = Stage::open(RigOptions::default()).await else {
         return;
     };
-    let rig = world(RigOptions::default()).await;
-    let c = &browser.client;
+    let (c, rig) = (&stage.browser.client, &stage.rig);
     c.goto(&format!("{}/calls/new", rig.server_url))
         .await
         .expect("form");
@@ -415,12 +438,7 @@ async fn a_bad_field_shows_the_apis_own_message_beside_it_and_places_no_call() {
     type_into(c, "f-date", "the day after never").await;
     type_into(c, "f-time", "7pm").await;
     type_into(c, "f-name", "Alex Doe").await;
-    c.find(Locator::Css("form[data-place-call] button[type=submit]"))
-        .await
-        .expect("submit")
-        .click()
-        .await
-        .expect("submitted");
+    click(c, "form[data-place-call] button[type=submit]").await;
     until(
         c,
         15,
@@ -484,24 +502,22 @@ async fn a_bad_field_shows_the_apis_own_message_beside_it_and_places_no_call() {
         "no call recorded"
     );
     assert!(rig.phone.calls().is_empty(), "no call placed");
-    browser.close().await;
-    rig.shutdown().await;
+    stage.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_the_page_and_the_api_need_signing_in() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(browser) = Browser::start().await else {
-        return;
-    };
     let token = "page-test-token-5b1e0c";
-    let rig = world(RigOptions {
+    let Some(stage) = Stage::open(RigOptions {
         api_token: Some(token.into()),
         restaurants: true,
         ..Default::default()
     })
-    .await;
-    let c = &browser.client;
+    .await
+    else {
+        return;
+    };
+    let (c, rig) = (&stage.browser.client, &stage.rig);
     let base = &rig.server_url;
 
     // Without the cookie: the list sends the browser to sign in; the API refuses.
@@ -526,12 +542,7 @@ async fn with_a_token_the_page_and_the_api_need_signing_in() {
     // A wrong token is refused, the right one signs in.
     c.goto(&format!("{base}/calls/new")).await.expect("form");
     type_into(c, "f-token", "not-the-token").await;
-    c.find(Locator::Css("form.sign-in button"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("sent");
+    click(c, "form.sign-in button").await;
     until(
         c,
         10,
@@ -540,12 +551,7 @@ async fn with_a_token_the_page_and_the_api_need_signing_in() {
     )
     .await;
     type_into(c, "f-token", token).await;
-    c.find(Locator::Css("form.sign-in button"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("sent");
+    click(c, "form.sign-in button").await;
     until(c, 10, "the form after signing in", "return location.pathname === '/calls/new' && !!document.querySelector('form[data-place-call]')").await;
     let url = c.current_url().await.expect("url").to_string();
     assert!(
@@ -577,22 +583,12 @@ async fn with_a_token_the_page_and_the_api_need_signing_in() {
     assert!(rig.phone.calls().is_empty(), "no call placed");
 
     // The form sends it: the call is placed and followed (SSE with the cookie).
-    c.find(Locator::Css("form[data-place-call] button[type=submit]"))
-        .await
-        .expect("submit")
-        .click()
-        .await
-        .expect("submitted");
+    click(c, "form[data-place-call] button[type=submit]").await;
     until(c, 20, "a transcript line of the new call", "return location.pathname.startsWith('/calls/CA') && document.querySelectorAll('#transcript-lines li').length > 0").await;
     assert_eq!(rig.phone.calls().len(), 1);
 
     // Signing out ends it.
-    c.find(Locator::Css("form.sign-out button"))
-        .await
-        .expect("sign out")
-        .click()
-        .await
-        .expect("sent");
+    click(c, "form.sign-out button").await;
     until(
         c,
         10,
@@ -601,23 +597,21 @@ async fn with_a_token_the_page_and_the_api_need_signing_in() {
     )
     .await;
     assert_eq!(fetch_status(c, "/api/calls", json!({})).await, 401);
-    browser.close().await;
-    rig.shutdown().await;
+    stage.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_list_shows_a_new_call_ringing_then_booked_without_a_reload() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(browser) = Browser::start().await else {
-        return;
-    };
-    let rig = world(RigOptions {
+    let Some(stage) = Stage::open(RigOptions {
         restaurants: true,
         ring_ms: 2500,
         ..Default::default()
     })
-    .await;
-    let c = &browser.client;
+    .await
+    else {
+        return;
+    };
+    let (c, rig) = (&stage.browser.client, &stage.rig);
     c.goto(&format!("{}/", rig.server_url)).await.expect("list");
     until(
         c,
@@ -669,6 +663,5 @@ async fn the_list_shows_a_new_call_ringing_then_booked_without_a_reload() {
     for width in [375, 1280] {
         screenshot(c, width, &format!("calls-{width}"), Shot::Artefact).await;
     }
-    browser.close().await;
-    rig.shutdown().await;
+    stage.close().await;
 }

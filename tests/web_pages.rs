@@ -2,11 +2,9 @@
 //! errors, the embedded files, signing in and the cookie's guarantees.
 //! `web_browser.rs` drives the same page in Chromium.
 
-use chrono::Utc;
 use reqwest::header::{LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
-use reservoice::domain::reservation::RequestRules;
 use reservoice::domain::CallStatus;
 use reservoice::sim::rig::{Rig, RigOptions};
 use serde_json::json;
@@ -53,15 +51,7 @@ fn meta_csrf(html: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_list_pages_through_every_call_newest_first() {
     let rig = rig(None).await;
-    let rules = RequestRules {
-        default_timezone: chrono_tz::Tz::UTC,
-        max_party_size: 20,
-        dial_policy: Default::default(),
-    };
-    let reservation = rig
-        .request()
-        .into_reservation(&rules, Utc::now())
-        .expect("valid");
+    let reservation = rig.reservation().expect("valid");
     let ids: Vec<String> = (0..60).map(|i| format!("CA{i:032x}")).collect();
     for id in &ids {
         rig.store()

@@ -42,22 +42,12 @@ pub async fn run(args: DemoArgs) -> i32 {
         println!("SIMULATION — no real phone call is made.");
         println!(
             "A simulated telephone network and restaurant host (recorded speech) talk to the real reservoice server on this machine; the agent is {}.",
-            if real_model { "the real OpenAI Realtime model (OPENAI_API_KEY is set)" } else { "a scripted stand-in for the OpenAI Realtime API" }
+            agent_words(real_model)
         );
         println!();
     }
-    let options = RigOptions {
-        scenario: args.scenario,
-        timezone: crate::config::local_timezone(),
-        openai_api_key: args.openai_api_key.filter(|k| !k.trim().is_empty()),
-        ..Default::default()
-    };
-    let rig = match Rig::start(options).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("reservoice: cannot start the simulation: {e:#}");
-            return exit::ERROR;
-        }
+    let Some(rig) = start(world(&args)).await else {
+        return exit::ERROR;
     };
     let code = match ApiClient::new(&rig.server_url, None) {
         Ok(client) => {
@@ -86,20 +76,13 @@ pub async fn run(args: DemoArgs) -> i32 {
 /// with one restaurant per scenario, until Ctrl-C.
 async fn run_web(args: DemoArgs, real_model: bool) -> i32 {
     let options = RigOptions {
-        scenario: args.scenario,
-        timezone: crate::config::local_timezone(),
-        openai_api_key: args.openai_api_key.filter(|k| !k.trim().is_empty()),
         restaurants: true,
         record: true,
         port: args.port,
-        ..Default::default()
+        ..world(&args)
     };
-    let rig = match Rig::start(options).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("reservoice: cannot start the simulation: {e:#}");
-            return exit::ERROR;
-        }
+    let Some(rig) = start(options).await else {
+        return exit::ERROR;
     };
     println!("SIMULATION — no real phone call is made.");
     println!();
@@ -107,10 +90,40 @@ async fn run_web(args: DemoArgs, real_model: bool) -> i32 {
     println!();
     println!(
         "Open it in a browser and place calls from its form. They go to simulated restaurants on this machine (each behaves differently: booked, another time offered, interrupted, a phone menu, an answering machine, busy, no answer); the agent is {}. Calls are recorded, and kept until the demo stops.",
-        if real_model { "the real OpenAI Realtime model (OPENAI_API_KEY is set)" } else { "a scripted stand-in for the OpenAI Realtime API" }
+        agent_words(real_model)
     );
     println!("Press Ctrl-C to stop.");
     super::serve::shutdown_signal().await;
     rig.shutdown().await;
     exit::BOOKED
+}
+
+/// The simulated world the demo asks for.
+fn world(args: &DemoArgs) -> RigOptions {
+    RigOptions {
+        scenario: args.scenario,
+        timezone: crate::config::local_timezone(),
+        openai_api_key: args.openai_api_key.clone().filter(|k| !k.trim().is_empty()),
+        ..Default::default()
+    }
+}
+
+/// Start the world, or say why not.
+async fn start(options: RigOptions) -> Option<Rig> {
+    match Rig::start(options).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("reservoice: cannot start the simulation: {e:#}");
+            None
+        }
+    }
+}
+
+/// Who plays the agent, as the demo says it.
+fn agent_words(real_model: bool) -> &'static str {
+    if real_model {
+        "the real OpenAI Realtime model (OPENAI_API_KEY is set)"
+    } else {
+        "a scripted stand-in for the OpenAI Realtime API"
+    }
 }

@@ -314,6 +314,18 @@ impl Rig {
         }
     }
 
+    /// [`Rig::request`] resolved now, as the server would (to store calls directly).
+    pub fn reservation(&self) -> anyhow::Result<crate::domain::Reservation> {
+        let rules = crate::domain::reservation::RequestRules {
+            default_timezone: self.state.settings.timezone,
+            max_party_size: self.state.settings.max_party_size,
+            dial_policy: self.state.settings.dial_policy.clone(),
+        };
+        self.request()
+            .into_reservation(&rules, Utc::now())
+            .map_err(|errors| anyhow::anyhow!("the rig's own request is invalid: {errors:?}"))
+    }
+
     /// The call store.
     pub fn store(&self) -> &CallStore {
         &self.state.store

@@ -8,6 +8,7 @@
 //! (row-value comparison, ORDER BY, LIMIT), so it reads the same on PostgreSQL.
 
 use base64::Engine;
+use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{db, parse_time, CallStore, StoreError};
@@ -104,31 +105,17 @@ impl CallStore {
         let mut calls = Vec::with_capacity(rows.len().min(limit as usize));
         let mut last = None;
         for r in rows.iter().take(limit as usize) {
-            let id: String = r.get("id");
-            let created_text: String = r.get("created_at");
-            let outcome = r
-                .get::<Option<String>, _>("outcome")
-                .and_then(|o| serde_json::from_str::<Outcome>(&o).ok())
-                .map(|o| o.status);
+            let summary = summary_from_row(r)?;
             let reservation = serde_json::from_str::<Reservation>(&r.get::<String, _>("reservation"))
-                .map_err(|e| tracing::warn!(call = %id, error = %e, "unreadable reservation in the call store"))
+                .map_err(|e| tracing::warn!(call = %summary.id, error = %e, "unreadable reservation in the call store"))
                 .ok();
-            calls.push(ListedCall {
-                summary: CallSummary {
-                    created_at: parse_time(&id, "created_at", Some(created_text.clone()))?
-                        .unwrap_or_default(),
-                    restaurant: r.get("restaurant"),
-                    to: r.get("to_number"),
-                    status: CallStatus::parse(&r.get::<String, _>("status"))
-                        .unwrap_or(CallStatus::Failed),
-                    outcome,
-                    id: id.clone(),
-                },
-                reservation,
-            });
             last = Some(PageCursor {
-                created_at: created_text,
-                id,
+                created_at: r.get("created_at"),
+                id: summary.id.clone(),
+            });
+            calls.push(ListedCall {
+                summary,
+                reservation,
             });
         }
         Ok(CallPage {
@@ -138,32 +125,29 @@ impl CallStore {
     }
 }
 
+/// A row of `calls` (id, created_at, restaurant, to_number, status,
+/// outcome) as a list shows it.
+pub(super) fn summary_from_row(r: &SqliteRow) -> Result<CallSummary, StoreError> {
+    let id: String = r.get("id");
+    let outcome = r
+        .get::<Option<String>, _>("outcome")
+        .and_then(|o| serde_json::from_str::<Outcome>(&o).ok())
+        .map(|o| o.status);
+    Ok(CallSummary {
+        created_at: parse_time(&id, "created_at", Some(r.get("created_at")))?.unwrap_or_default(),
+        restaurant: r.get("restaurant"),
+        to: r.get("to_number"),
+        status: CallStatus::parse(&r.get::<String, _>("status")).unwrap_or(CallStatus::Failed),
+        outcome,
+        id,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::tests::reservation;
     use super::*;
-    use crate::domain::reservation::{RequestRules, ReservationRequest};
     use chrono::{Duration, TimeZone, Utc};
-
-    fn reservation() -> Reservation {
-        ReservationRequest {
-            to: "+12125550123".into(),
-            restaurant: "Chez Demo".into(),
-            party_size: 2,
-            date: "2099-01-01".into(),
-            time: "19:00".into(),
-            name: "Alex Doe".into(),
-            ..Default::default()
-        }
-        .into_reservation(
-            &RequestRules {
-                default_timezone: chrono_tz::Tz::UTC,
-                max_party_size: 20,
-                dial_policy: Default::default(),
-            },
-            Utc::now(),
-        )
-        .expect("valid reservation")
-    }
 
     /// 10,000 calls in one transaction: 1,000 distinct instants, ten calls
     /// each (ties broken by id), ids deliberately not in time order.
