@@ -67,11 +67,16 @@ impl Browser {
             .map(PathBuf::from)
             .or_else(|| on_path(&["chromedriver"]));
         let (Some(chromium), Some(driver)) = (chromium, driver) else {
-            let why = "the browser tests need Chromium and chromedriver (Debian: apt-get install chromium chromium-driver; .ci/run installs them)";
+            let why = "they need Chromium and chromedriver (Debian: apt-get install chromium chromium-driver; .ci/run installs them)";
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true: {why}");
+                panic!("CI=true, but the browser tests cannot run: {why}");
             }
-            eprintln!("note: skipping a browser test: {why}");
+            // Straight to stderr: libtest would hide `eprintln!` of a passing test.
+            static NOTE: std::sync::Once = std::sync::Once::new();
+            NOTE.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "note: skipping the browser tests: {why}");
+            });
             return None;
         };
         let port = {
