@@ -294,6 +294,10 @@ async fn click(c: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
 }
 
+/// WebDriver's Tab and Enter keys.
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+
 /// Fill a text field (clearing what is there).
 async fn type_into(c: &Client, id: &str, text: &str) {
     let field = c.find(Locator::Id(id)).await.expect(id);
@@ -437,13 +441,30 @@ async fn a_bad_field_shows_the_apis_own_message_beside_it_and_places_no_call() {
     c.goto(&format!("{}/calls/new", rig.server_url))
         .await
         .expect("form");
+    // From the keyboard: the first Tab reaches the skip link, with a visible ring.
+    c.find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .send_keys(TAB)
+        .await
+        .expect("tab");
+    assert_eq!(
+        js(c, "const a = document.activeElement; return [a.className, getComputedStyle(a).outlineStyle, getComputedStyle(a).outlineWidth]").await,
+        json!(["skip", "solid", "3px"])
+    );
     type_into(c, "f-to", RESTAURANT_NUMBER).await;
     type_into(c, "f-restaurant", "Chez Demo").await;
     type_into(c, "f-party_size", "4").await;
     type_into(c, "f-date", "the day after never").await;
     type_into(c, "f-time", "7pm").await;
     type_into(c, "f-name", "Alex Doe").await;
-    click(c, "form[data-place-call] button[type=submit]").await;
+    // Enter in a field sends the form, as a keyboard user would.
+    c.find(Locator::Id("f-name"))
+        .await
+        .expect("name")
+        .send_keys(ENTER)
+        .await
+        .expect("enter");
     until(
         c,
         15,
