@@ -359,7 +359,7 @@ async fn signing_in_gives_a_strict_cookie_and_keeps_the_token_out_of_urls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_token_the_page_is_open_but_other_sites_pages_cannot_use_the_api() {
+async fn without_a_token_the_page_is_open_on_loopback_but_not_to_other_sites() {
     let rig = rig(None).await;
     let http = browser_like();
     let base = &rig.server_url;
@@ -395,6 +395,17 @@ async fn without_a_token_the_page_is_open_but_other_sites_pages_cannot_use_the_a
         .expect("answer");
     assert_eq!(read.status(), StatusCode::FORBIDDEN);
     assert!(rig.phone.calls().is_empty(), "no call placed");
+    // A page on another site that points its own name at this machine (DNS
+    // rebinding) is same-origin to itself: the name it uses gives it away.
+    for path in ["/", "/api/calls"] {
+        let rebound = http
+            .get(format!("{base}{path}"))
+            .header("host", "rebound.example:8080")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(rebound.status(), StatusCode::FORBIDDEN, "{path}");
+    }
     let own = http
         .get(format!("{base}/api/calls"))
         .header("sec-fetch-site", "same-origin")

@@ -18,8 +18,9 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 
 /// `/api/*` needs `Authorization: Bearer <RESERVOICE_API_TOKEN>` when a token is
 /// set, or the web page's session cookie (plus its CSRF token on requests that
-/// change something). Whatever the token, a browser request from another
-/// site's page may read nothing and change nothing.
+/// change something). Without a token only requests addressed to loopback
+/// are answered. Whatever the token, a browser request from another site's
+/// page may read nothing and change nothing.
 pub async fn require_api_token(
     State(state): State<AppState>,
     request: Request,
@@ -34,6 +35,9 @@ pub async fn require_api_token(
         );
     }
     let Some(expected) = &state.settings.api_token else {
+        if !session::addressed_to_loopback(request.headers()) {
+            return refuse(StatusCode::FORBIDDEN, session::LOOPBACK_ONLY);
+        }
         return next.run(request).await;
     };
     let given = request

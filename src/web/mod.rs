@@ -132,6 +132,9 @@ async fn page_headers(mut response: Response) -> Response {
 /// sign-in form (which brings them back here).
 async fn require_sign_in(State(web): State<Web>, mut request: Request, next: Next) -> Response {
     let visitor = match &web.app.settings.api_token {
+        None if !session::addressed_to_loopback(request.headers()) => {
+            return (StatusCode::FORBIDDEN, session::LOOPBACK_ONLY).into_response();
+        }
         None => Visitor::default(),
         Some(token) => match Session::from_headers(token, request.headers(), Utc::now()) {
             Some(s) => Visitor {

@@ -31,6 +31,8 @@ use crate::server::auth::constant_time_eq;
 pub const COOKIE_NAME: &str = "reservoice_session";
 /// The request header that carries the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Why a server without a token refuses a request not addressed to loopback.
+pub const LOOPBACK_ONLY: &str = "this server has no API token, so it answers only requests addressed to 127.0.0.1 or localhost (set RESERVOICE_API_TOKEN to reach it through a proxy or tunnel)";
 /// How long a sign-in lasts.
 pub const LIFETIME: chrono::Duration = chrono::Duration::days(7);
 
@@ -171,6 +173,25 @@ pub fn from_another_site(headers: &HeaderMap) -> bool {
     origin == "null" || !origin_host.eq_ignore_ascii_case(host)
 }
 
+/// Whether the request names this machine's loopback as its host
+/// (`127.0.0.1`, `[::1]`, `localhost`, any port). Without a token the API and
+/// the page answer only such requests: a page on another site that points its
+/// own name at 127.0.0.1 (DNS rebinding), or a tunnel in front of the server,
+/// gets nothing from a server that has no token.
+pub fn addressed_to_loopback(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +243,34 @@ mod tests {
         assert!(set.contains("Path=/") && !set.contains("Secure"), "{set}");
         assert!(sign_in_cookie("v".into(), true).contains("Secure"));
         assert!(sign_out_cookie().contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn only_loopback_names_count_as_loopback() {
+        let with_host = |h: &'static str| {
+            let mut m = HeaderMap::new();
+            m.insert(HOST, HeaderValue::from_static(h));
+            m
+        };
+        for ok in [
+            "127.0.0.1:8080",
+            "127.0.0.1",
+            "localhost:8080",
+            "[::1]:8080",
+            "127.1.2.3",
+        ] {
+            assert!(addressed_to_loopback(&with_host(ok)), "{ok}");
+        }
+        for no in [
+            "evil.example",
+            "evil.example:8080",
+            "10.0.0.1:8080",
+            "[2001:db8::1]:80",
+            "localhost.evil.example",
+        ] {
+            assert!(!addressed_to_loopback(&with_host(no)), "{no}");
+        }
+        assert!(!addressed_to_loopback(&HeaderMap::new()));
     }
 
     #[test]
