@@ -45,6 +45,10 @@ where
         .expect("a readable event")
 }
 
+fn status(status: CallStatus) -> LiveEvent {
+    LiveEvent::Status(StatusChanged { status })
+}
+
 /// Every kind of live event, made by the real server from real store
 /// changes, arrives at the client as the value the server meant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,12 +75,7 @@ async fn every_live_event_the_server_sends_reaches_the_client_typed() {
         .apply_status(id, CallStatus::Ringing, Some(1))
         .await
         .unwrap();
-    assert_eq!(
-        next(&mut events).await,
-        LiveEvent::Status(StatusChanged {
-            status: CallStatus::Ringing
-        })
-    );
+    assert_eq!(next(&mut events).await, status(CallStatus::Ringing));
     seen.push("status");
 
     let line = TranscriptLine {
@@ -106,12 +105,7 @@ async fn every_live_event_the_server_sends_reaches_the_client_typed() {
         .apply_status(id, CallStatus::Completed, Some(2))
         .await
         .unwrap();
-    assert_eq!(
-        next(&mut events).await,
-        LiveEvent::Status(StatusChanged {
-            status: CallStatus::Completed
-        })
-    );
+    assert_eq!(next(&mut events).await, status(CallStatus::Completed));
     let last = next(&mut events).await;
     let LiveEvent::Finished(record) = last else {
         panic!("the call ended: {last:?}")
