@@ -16,7 +16,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use tracing::{info, warn};
 
 use crate::config::Settings;
-use crate::domain::reservation::RequestRules;
+use crate::domain::reservation::{param, RequestRules};
 use crate::domain::{
     CallRecord, CallStatus, FieldError, Outcome, OutcomeStatus, Reservation, ReservationRequest,
 };
@@ -29,9 +29,6 @@ use crate::twilio::twiml;
 const STATUS_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
 /// Seconds the restaurant's phone rings before Twilio gives up.
 const RING_TIMEOUT_SECS: u32 = 30;
-/// The `<Parameter>` that carries the call token (checked against the store
-/// when the stream starts).
-pub const CALL_TOKEN_PARAMETER: &str = "call_token";
 
 /// Why a call was not placed.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +130,7 @@ impl Dialer {
         call_token: &str,
     ) -> Result<CreateCall, PlaceError> {
         let mut parameters = reservation.to_parameters();
-        parameters.push((CALL_TOKEN_PARAMETER.to_string(), call_token.to_string()));
+        parameters.push((param::CALL_TOKEN.to_string(), call_token.to_string()));
         let public = &self.settings.public_url;
         let twiml = twiml::connect_stream(
             &public.stream_url(),

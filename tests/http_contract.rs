@@ -223,7 +223,7 @@ async fn the_dialer_places_a_call_without_http() {
     );
     assert_eq!(
         rig.store().call_token(&record.id).await.unwrap().as_ref(),
-        params.get(reservoice::dialer::CALL_TOKEN_PARAMETER),
+        params.get(reservoice::domain::reservation::param::CALL_TOKEN),
         "the stored token is the one in the TwiML"
     );
 

@@ -475,6 +475,9 @@ pub mod param {
     pub const NOTES: &str = "notes";
     /// Flexibility in minutes.
     pub const FLEXIBILITY_MINUTES: &str = "flexibility_minutes";
+    /// Not part of the reservation but beside it: the per-call secret the
+    /// stream must present, checked against the call store.
+    pub const CALL_TOKEN: &str = "call_token";
 }
 
 /// Why custom parameters could not be turned back into a reservation.
