@@ -15,7 +15,7 @@
 //!   Twilio is given (and so of every URL its signatures are checked against).
 //! - [`domain`]: the nouns, valid by construction: phone numbers, the
 //!   reservation and its round trip through TwiML parameters, dates people
-//!   type, the outcome, the call record.
+//!   type, the restaurant's time zone from its number, the outcome, the call record.
 //! - [`twilio`]: REST client, TwiML, Media Stream wire types, signatures.
 //! - [`realtime`]: the OpenAI Realtime (GA) wire types and connection.
 //! - [`agent`]: the brief the model gets and the tools it may call.
