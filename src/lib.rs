@@ -15,7 +15,7 @@
 //!   Twilio is given (and so of every URL its signatures are checked against).
 //! - [`domain`]: the nouns, valid by construction: phone numbers, the
 //!   reservation and its round trip through TwiML parameters, dates people
-//!   type, the outcome, the call record.
+//!   type, the restaurant's time zone from its number, the outcome, the call record.
 //! - [`contract`]: the HTTP contract of `/api/*` shared by the server and its
 //!   clients: the live events of a call and the error bodies.
 //! - [`dialer`]: placing a call (TwiML with the reservation, Twilio's create

@@ -113,6 +113,25 @@ async fn twilio_refusal_reaches_the_user_and_is_recorded() {
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Twilio refused the call (20003)"), "{err}");
+    // `calls show` tells the refusal once, not as the outcome and again as a problem.
+    let id = body["call"]["id"].as_str().expect("the refused call's id");
+    let show = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
+        .args(["calls", "show", id])
+        .env("RESERVOICE_SERVER", &rig.server_url)
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert_eq!(show.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("Call failed — Twilio refused the call (20003)"),
+        "{shown}"
+    );
+    assert_eq!(
+        shown.matches("Twilio refused the call").count(),
+        1,
+        "{shown}"
+    );
     let calls = ApiClient::new(&rig.server_url, None)
         .unwrap()
         .list_calls(10)

@@ -642,7 +642,8 @@ mod tests {
     }
     fn request() -> ReservationRequest {
         ReservationRequest {
-            to: "+12125550123".into(),
+            // Toll-free: no one zone, so the server's default applies.
+            to: "+18005550123".into(),
             restaurant: "Bob & Sue's \"Grill\" <Downtown>".into(),
             party_size: 4,
             date: "tomorrow".into(),
@@ -688,7 +689,14 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
             "01:00 on the 25th in Tokyo"
         );
-        // A UK number: London. A US number (several zones): the server default.
+        // A UK number: London; a San Francisco one: Los Angeles. A US
+        // toll-free number (several zones): the server default.
+        let mut sf = request();
+        sf.to = "+1 415 555 0123".into();
+        assert_eq!(
+            sf.into_reservation(&rules(), now()).unwrap().slot.timezone,
+            Tz::America__Los_Angeles
+        );
         let mut uk = request();
         uk.to = "+44 20 7946 0018".into();
         assert_eq!(
