@@ -80,6 +80,15 @@ async fn twilio_refusal_reaches_the_user_and_is_recorded() {
     );
     assert_eq!(body["call"]["status"], "failed");
     assert_eq!(body["call"]["outcome"]["status"], "failed");
+    // The same body, read as the contract's type.
+    let typed: reservoice::contract::ApiError = serde_json::from_value(body.clone()).unwrap();
+    match typed.kind {
+        reservoice::contract::ErrorKind::CallNotPlaced {
+            twilio_code: Some(20003),
+            call: Some(call),
+        } => assert_eq!(call.status, CallStatus::Failed),
+        other => panic!("not a refusal: {other:?}"),
+    }
 
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
         .args([

@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::client::{ApiClient, ClientError};
+use crate::contract::{LineSpoken, LiveEvent, StatusChanged};
 use crate::domain::{CallRecord, CallStatus, OutcomeStatus, Speaker, TranscriptLine};
 
 /// Exit codes of `call` and `demo` (documented in the README).
@@ -128,10 +129,9 @@ pub async fn follow(client: &ApiClient, id: &str, quiet: bool) -> Result<CallRec
         while let Some(event) = events.next().await {
             let Ok(event) = event else { break };
             failures = 0;
-            match event.name.as_str() {
-                "snapshot" | "finished" => {
-                    let record: CallRecord = serde_json::from_value(event.data)
-                        .map_err(|e| ClientError::Other(format!("unreadable record: {e}")))?;
+            let finished = matches!(event, LiveEvent::Finished(_));
+            match event {
+                LiveEvent::Snapshot(record) | LiveEvent::Finished(record) => {
                     for line in record.transcript.iter().skip(printed) {
                         print_line(line, &spinner);
                     }
@@ -139,37 +139,26 @@ pub async fn follow(client: &ApiClient, id: &str, quiet: bool) -> Result<CallRec
                     if record.transcript.is_empty() {
                         spinner.set_message(status_words(record.status));
                     }
-                    if event.name == "finished" {
-                        break 'follow record;
+                    if finished {
+                        break 'follow *record;
                     }
                 }
-                "status" => {
-                    if let Some(status) = event.data["status"].as_str().and_then(CallStatus::parse)
-                    {
-                        if status == CallStatus::InProgress {
-                            spinner.set_message("Connected — listening…");
-                        } else {
-                            spinner.set_message(status_words(status));
-                        }
+                LiveEvent::Status(StatusChanged { status }) => {
+                    if status == CallStatus::InProgress {
+                        spinner.set_message("Connected — listening…");
+                    } else {
+                        spinner.set_message(status_words(status));
                     }
                 }
-                "transcript" => {
+                LiveEvent::Transcript(LineSpoken { line, seq }) => {
                     // `seq` is the line's position: after a reconnection the
                     // server may repeat lines this terminal already shows.
-                    let seq = event.data["seq"]
-                        .as_u64()
-                        .map(|s| s as usize)
-                        .unwrap_or(printed + 1);
-                    if seq > printed {
-                        if let Ok(line) =
-                            serde_json::from_value::<TranscriptLine>(event.data["line"].clone())
-                        {
-                            print_line(&line, &spinner);
-                            printed = seq;
-                        }
+                    if seq as usize > printed {
+                        print_line(&line, &spinner);
+                        printed = seq as usize;
                     }
                 }
-                _ => {}
+                LiveEvent::Outcome(_) => {}
             }
         }
         // The stream ended before the call did: the server restarted or the
