@@ -223,16 +223,17 @@
           location.assign(`/calls/${encodeURIComponent(answer.id)}`);
           return;
         }
-        if (response.status === 401) {
+        // Errors say their kind in `code` (the API's shared error contract).
+        if (answer.code === "unauthorized") {
           signIn();
           return;
         }
-        if (answer.call && answer.call.id) {
+        if (answer.code === "call_not_placed" && answer.call && answer.call.id) {
           // Twilio refused it: the call's page says why.
           location.assign(`/calls/${encodeURIComponent(answer.call.id)}`);
           return;
         }
-        if (response.status === 422 && Array.isArray(answer.errors)) {
+        if (answer.code === "invalid_request" && Array.isArray(answer.errors) && answer.errors.length) {
           report(answer.errors);
         } else {
           report([{ field: "", message: answer.error || `The server answered ${response.status}.` }]);

@@ -13,4 +13,6 @@ pub mod zones;
 pub use outcome::{Outcome, OutcomeStatus};
 pub use phone::PhoneNumber;
 pub use record::{CallRecord, CallStatus, CallSummary, Speaker, TranscriptLine};
-pub use reservation::{FieldError, Flexibility, PartySize, Reservation, ReservationRequest, Slot};
+pub use reservation::{
+    FieldError, Flexibility, Name, Notes, PartySize, Reservation, ReservationRequest, Slot,
+};

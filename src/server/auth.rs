@@ -2,13 +2,14 @@
 //! and Twilio's request signatures.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use crate::contract::ApiError;
 use crate::twilio::signature;
 
 /// Compare two secrets without leaking their common prefix through timing.
@@ -29,14 +30,12 @@ pub async fn require_api_token(
     use crate::web::session::{self, Session};
     let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
     if session::from_another_site(request.headers()) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "requests from another site's page are refused",
-        );
+        return ApiError::forbidden("requests from another site's page are refused")
+            .into_response();
     }
     let Some(expected) = &state.settings.api_token else {
         if !session::addressed_to_loopback(request.headers()) {
-            return refuse(StatusCode::FORBIDDEN, session::LOOPBACK_ONLY);
+            return ApiError::forbidden(session::LOOPBACK_ONLY).into_response();
         }
         return next.run(request).await;
     };
@@ -59,19 +58,9 @@ pub async fn require_api_token(
         if !changes || signed_in.csrf_matches(expected, csrf) {
             return next.run(request).await;
         }
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "missing or wrong CSRF token (X-CSRF-Token)",
-        );
+        return ApiError::forbidden("missing or wrong CSRF token (X-CSRF-Token)").into_response();
     }
-    refuse(
-        StatusCode::UNAUTHORIZED,
-        "missing or wrong API token (Authorization: Bearer …)",
-    )
-}
-
-fn refuse(status: StatusCode, error: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": error }))).into_response()
+    ApiError::unauthorized().into_response()
 }
 
 /// Check `X-Twilio-Signature` for a request to `url` (the URL we published,

@@ -648,7 +648,7 @@ pub fn call(layout: &Layout, record: &CallRecord, recorded: bool) -> Markup {
             }
         }
     };
-    shell(layout, &r.restaurant_name, Tab::None, main)
+    shell(layout, r.restaurant_name.as_str(), Tab::None, main)
 }
 
 struct Field<'a> {
