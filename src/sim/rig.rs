@@ -36,6 +36,11 @@ pub enum ScenarioKind {
     /// An answering machine answers: greeting, beep, then Twilio's async AMD
     /// callback (`machine_end_beep`).
     Voicemail,
+    /// A restaurant in France (a +33 number) whose host speaks French; the
+    /// stand-in model refuses a brief that does not ask for French. Hidden
+    /// from `--help` until the call's language is wired into the live call.
+    #[value(hide = true)]
+    French,
 }
 
 /// How to build the rig.
@@ -104,6 +109,8 @@ pub struct Rig {
     pub model: Option<RealtimeSim>,
     /// The reservation facts the scenario expects.
     pub booking: Booking,
+    /// The restaurant's number (E.164): French for the French scenario.
+    pub restaurant_number: &'static str,
     /// The server's state (its call store).
     pub state: AppState,
     /// The Twilio auth token the world shares (to sign forged requests in tests).
@@ -119,6 +126,9 @@ pub struct Rig {
 
 /// The simulated restaurant's number.
 pub const RESTAURANT_NUMBER: &str = "+12125550123";
+/// The simulated French restaurant's number (Paris; in the 01 99 00 range
+/// France keeps for fiction).
+pub const FRENCH_RESTAURANT_NUMBER: &str = "+33199001234";
 
 impl Rig {
     /// Start everything on loopback ports chosen by the OS.
@@ -142,12 +152,17 @@ impl Rig {
             ScenarioKind::BargeIn => Scenario::barge_in(&booking),
             ScenarioKind::Menu => Scenario::menu(&booking),
             ScenarioKind::Voicemail => Scenario::voicemail(&booking),
+            ScenarioKind::French => Scenario::french(&booking),
+        };
+        let restaurant_number = match options.scenario {
+            ScenarioKind::French => FRENCH_RESTAURANT_NUMBER,
+            _ => RESTAURANT_NUMBER,
         };
         let scenario = options.custom_scenario.clone().unwrap_or(scenario);
         let mut lines = options.lines.clone();
         if options.scenario == ScenarioKind::Voicemail {
             lines
-                .entry(RESTAURANT_NUMBER.to_string())
+                .entry(restaurant_number.to_string())
                 .or_insert(Line::Voicemail);
         }
         let model_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
@@ -226,6 +241,7 @@ impl Rig {
             phone,
             model,
             booking,
+            restaurant_number,
             state,
             auth_token,
             database_url,
@@ -240,7 +256,7 @@ impl Rig {
     /// (tomorrow at 7pm, 4 people, 30 minutes of flexibility).
     pub fn request(&self) -> ReservationRequest {
         ReservationRequest {
-            to: RESTAURANT_NUMBER.into(),
+            to: self.restaurant_number.into(),
             restaurant: self.booking.restaurant.clone(),
             party_size: i64::from(self.booking.party_size),
             date: "tomorrow".into(),
