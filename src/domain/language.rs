@@ -170,6 +170,20 @@ impl Language {
             .unwrap_or(Language::ENGLISH)
     }
 
+    /// The language of a call to `number`: `requested` (a tag the person
+    /// gave with `--language`, `RESERVOICE_LANGUAGE` or the API's `language`
+    /// field) when there is one, else the number's default
+    /// ([`Language::for_number`]). A blank request counts as none.
+    pub fn for_call(
+        requested: Option<&str>,
+        number: &PhoneNumber,
+    ) -> Result<Language, LanguageError> {
+        match requested.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(tag) => Language::parse(tag),
+            None => Ok(Language::for_number(number)),
+        }
+    }
+
     /// The default language of a country (ISO 3166-1 alpha-2, `FR`), if the
     /// product ships one of its common languages.
     pub fn for_country(country: &str) -> Option<Language> {
@@ -252,6 +266,8 @@ impl From<Language> for String {
 pub struct CountryDefault {
     /// ISO 3166-1 alpha-2 code.
     pub country: &'static str,
+    /// The country's English name, for the docs.
+    pub name: &'static str,
     /// The language calls to that country are held in.
     pub language: Language,
     /// Other common languages there ("" when the country has one).
@@ -260,12 +276,14 @@ pub struct CountryDefault {
 
 const fn row(
     country: &'static str,
+    name: &'static str,
     base: BaseLanguage,
     region: Region,
     also_spoken: &'static str,
 ) -> CountryDefault {
     CountryDefault {
         country,
+        name,
         language: Language::regional(base, region),
         also_spoken,
     }
@@ -279,83 +297,82 @@ use BaseLanguage::{English, French, German, Italian, Japanese, Portuguese, Spani
 /// Switzerland → German (then French, Italian), Belgium → French (Dutch is
 /// not shipped yet), India → English (Hindi and others are not shipped).
 /// Countries not listed (and numbers whose country is unknown) get English.
+#[rustfmt::skip]
 pub const COUNTRY_DEFAULTS: &[CountryDefault] = &[
-    row("US", English, region!("US"), "Spanish"),
-    row("GB", English, region!("GB"), ""),
-    row("IE", English, region!("IE"), "Irish"),
-    row("AU", English, region!("AU"), ""),
-    row("NZ", English, region!("NZ"), "Māori"),
-    row("CA", English, region!("CA"), "French"),
-    row(
-        "IN",
-        English,
-        region!("IN"),
-        "Hindi and others (not shipped)",
-    ),
-    row(
-        "SG",
-        English,
-        region!("SG"),
-        "Malay, Mandarin, Tamil (not shipped)",
-    ),
-    row(
-        "ZA",
-        English,
-        region!("ZA"),
-        "Zulu, Xhosa, Afrikaans and others (not shipped)",
-    ),
-    row("FR", French, region!("FR"), ""),
-    row("BE", French, region!("BE"), "Dutch (not shipped), German"),
-    row(
-        "LU",
-        French,
-        region!("LU"),
-        "Luxembourgish (not shipped), German",
-    ),
-    row("MC", French, region!("MC"), ""),
-    row("CH", German, region!("CH"), "French, Italian"),
-    row("DE", German, region!("DE"), ""),
-    row("AT", German, region!("AT"), ""),
-    row("LI", German, region!("LI"), ""),
-    row(
-        "ES",
-        Spanish,
-        region!("ES"),
-        "Catalan, Galician, Basque (not shipped)",
-    ),
-    row("MX", Spanish, region!("MX"), ""),
-    row("AR", Spanish, region!("AR"), ""),
-    row("CO", Spanish, region!("CO"), ""),
-    row("CL", Spanish, region!("CL"), ""),
-    row("PE", Spanish, region!("PE"), "Quechua (not shipped)"),
-    row("VE", Spanish, region!("VE"), ""),
-    row("EC", Spanish, region!("EC"), ""),
-    row("UY", Spanish, region!("UY"), ""),
-    row("PY", Spanish, region!("PY"), "Guarani (not shipped)"),
-    row(
-        "BO",
-        Spanish,
-        region!("BO"),
-        "Quechua, Aymara (not shipped)",
-    ),
-    row("CR", Spanish, region!("CR"), ""),
-    row("PA", Spanish, region!("PA"), ""),
-    row("DO", Spanish, region!("DO"), ""),
-    row("GT", Spanish, region!("GT"), ""),
-    row("HN", Spanish, region!("HN"), ""),
-    row("SV", Spanish, region!("SV"), ""),
-    row("NI", Spanish, region!("NI"), ""),
-    row("CU", Spanish, region!("CU"), ""),
-    row("PR", Spanish, region!("PR"), "English"),
-    row("IT", Italian, region!("IT"), ""),
-    row("SM", Italian, region!("SM"), ""),
-    row("VA", Italian, region!("VA"), ""),
-    row("PT", Portuguese, region!("PT"), ""),
-    row("BR", Portuguese, region!("BR"), ""),
-    row("AO", Portuguese, region!("AO"), ""),
-    row("MZ", Portuguese, region!("MZ"), ""),
-    row("JP", Japanese, region!("JP"), ""),
+    row("US", "United States", English, region!("US"), "Spanish"),
+    row("GB", "United Kingdom", English, region!("GB"), ""),
+    row("IE", "Ireland", English, region!("IE"), "Irish"),
+    row("AU", "Australia", English, region!("AU"), ""),
+    row("NZ", "New Zealand", English, region!("NZ"), "Māori"),
+    row("CA", "Canada", English, region!("CA"), "French"),
+    row("IN", "India", English, region!("IN"), "Hindi and others (not shipped)"),
+    row("SG", "Singapore", English, region!("SG"), "Malay, Mandarin, Tamil (not shipped)"),
+    row("ZA", "South Africa", English, region!("ZA"), "Zulu, Xhosa, Afrikaans and others (not shipped)"),
+    row("FR", "France", French, region!("FR"), ""),
+    row("BE", "Belgium", French, region!("BE"), "Dutch (not shipped), German"),
+    row("LU", "Luxembourg", French, region!("LU"), "Luxembourgish (not shipped), German"),
+    row("MC", "Monaco", French, region!("MC"), ""),
+    row("CH", "Switzerland", German, region!("CH"), "French, Italian"),
+    row("DE", "Germany", German, region!("DE"), ""),
+    row("AT", "Austria", German, region!("AT"), ""),
+    row("LI", "Liechtenstein", German, region!("LI"), ""),
+    row("ES", "Spain", Spanish, region!("ES"), "Catalan, Galician, Basque (not shipped)"),
+    row("MX", "Mexico", Spanish, region!("MX"), ""),
+    row("AR", "Argentina", Spanish, region!("AR"), ""),
+    row("CO", "Colombia", Spanish, region!("CO"), ""),
+    row("CL", "Chile", Spanish, region!("CL"), ""),
+    row("PE", "Peru", Spanish, region!("PE"), "Quechua (not shipped)"),
+    row("VE", "Venezuela", Spanish, region!("VE"), ""),
+    row("EC", "Ecuador", Spanish, region!("EC"), ""),
+    row("UY", "Uruguay", Spanish, region!("UY"), ""),
+    row("PY", "Paraguay", Spanish, region!("PY"), "Guarani (not shipped)"),
+    row("BO", "Bolivia", Spanish, region!("BO"), "Quechua, Aymara (not shipped)"),
+    row("CR", "Costa Rica", Spanish, region!("CR"), ""),
+    row("PA", "Panama", Spanish, region!("PA"), ""),
+    row("DO", "Dominican Republic", Spanish, region!("DO"), ""),
+    row("GT", "Guatemala", Spanish, region!("GT"), ""),
+    row("HN", "Honduras", Spanish, region!("HN"), ""),
+    row("SV", "El Salvador", Spanish, region!("SV"), ""),
+    row("NI", "Nicaragua", Spanish, region!("NI"), ""),
+    row("CU", "Cuba", Spanish, region!("CU"), ""),
+    row("PR", "Puerto Rico", Spanish, region!("PR"), "English"),
+    row("IT", "Italy", Italian, region!("IT"), ""),
+    row("SM", "San Marino", Italian, region!("SM"), ""),
+    row("VA", "Vatican City", Italian, region!("VA"), ""),
+    row("PT", "Portugal", Portuguese, region!("PT"), ""),
+    row("BR", "Brazil", Portuguese, region!("BR"), ""),
+    row("AO", "Angola", Portuguese, region!("AO"), ""),
+    row("MZ", "Mozambique", Portuguese, region!("MZ"), ""),
+    row("JP", "Japan", Japanese, region!("JP"), ""),
 ];
+
+/// [`COUNTRY_DEFAULTS`] as a Markdown table (country, calling code, the
+/// default language, the others spoken there), for the README: generated
+/// from the table so the docs cannot drift from the code.
+pub fn defaults_markdown_table() -> String {
+    let mut out = String::from(
+        "| country | code | default language | also spoken (choose with `--language`) |\n| --- | --- | --- | --- |\n",
+    );
+    for d in COUNTRY_DEFAULTS {
+        let code = phonenumber::metadata::DATABASE
+            .by_id(d.country)
+            .map(|m| format!("+{}", m.country_code()))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| {} | {} | {} (`{}`) | {} |\n",
+            d.name,
+            code,
+            d.language.english_name(),
+            d.language,
+            d.also_spoken
+        ));
+    }
+    out.push_str(&format!(
+        "| any other country | | English (`en`) | |\n\nSupported languages: {}.\n",
+        supported_list()
+    ));
+    out
+}
 
 #[cfg(test)]
 mod tests {
@@ -394,6 +411,59 @@ mod tests {
         ] {
             assert_eq!(Language::for_number(&number(n)).to_string(), want, "{n}");
         }
+    }
+
+    #[test]
+    fn a_requested_language_overrides_the_numbers() {
+        let paris = number("+33 1 42 68 53 00");
+        assert_eq!(
+            Language::for_call(None, &paris).unwrap().to_string(),
+            "fr-FR"
+        );
+        assert_eq!(
+            Language::for_call(Some("  "), &paris).unwrap().to_string(),
+            "fr-FR"
+        );
+        assert_eq!(
+            Language::for_call(Some("en"), &paris).unwrap(),
+            Language::ENGLISH
+        );
+        assert_eq!(
+            Language::for_call(Some("es-MX"), &number("+1 212 555 0123"))
+                .unwrap()
+                .to_string(),
+            "es-MX"
+        );
+        // Switzerland and Canada: the table's first language unless asked.
+        let geneva = number("+41 22 123 45 67");
+        assert_eq!(
+            Language::for_call(None, &geneva).unwrap().to_string(),
+            "de-CH"
+        );
+        assert_eq!(
+            Language::for_call(Some("fr-CH"), &geneva)
+                .unwrap()
+                .to_string(),
+            "fr-CH"
+        );
+        assert_eq!(
+            Language::for_call(Some("tlh"), &paris),
+            Err(LanguageError::Unsupported("tlh".into()))
+        );
+    }
+
+    #[test]
+    fn the_defaults_table_for_the_docs_lists_every_row() {
+        let table = defaults_markdown_table();
+        assert!(
+            table.contains("| France | +33 | French (`fr-FR`) |  |\n"),
+            "{table}"
+        );
+        assert!(table.contains("| Switzerland | +41 | German (`de-CH`) | French, Italian |"));
+        assert!(table.contains("| Canada | +1 | English (`en-CA`) | French |"));
+        assert!(table.contains("| Japan | +81 | Japanese (`ja-JP`) |"));
+        assert_eq!(table.lines().count(), COUNTRY_DEFAULTS.len() + 5);
+        assert!(table.trim_end().ends_with("ja (Japanese)."));
     }
 
     #[test]
