@@ -8,11 +8,13 @@ pub(super) static WORDS: Words = Words {
     apology_technical:
         "Sorry, we are having a technical problem and will call back later. Goodbye.",
     apology_limit: "Sorry, I have to end the call now. Thank you for your time. Goodbye.",
+    sentence_gap: " ",
     recording_notice: "This call is recorded.",
     disclosure: |customer| {
         format!("Hello, this is an automated assistant calling on behalf of {customer}.")
     },
     party: |n| n.to_string(),
+    callback: |cb| format!("You can call back on {cb}."),
     voicemail: message,
 };
 
@@ -20,16 +22,13 @@ pub(super) static WORDS: Words = Words {
 pub(super) const LANGUAGE_RULE: &str = "Use the language the host speaks.";
 
 fn message(m: &Message<'_>) -> String {
-    let callback = match m.callback {
-        Some(cb) => format!(" You can call back on {cb}."),
-        None => String::new(),
-    };
     format!(
         "Hello, this is an automated assistant calling on behalf of {customer}, to book a table for {party} at \"{restaurant}\" on {when}.{callback} No booking has been made yet. Goodbye.",
         customer = m.customer,
         party = m.party,
         restaurant = m.restaurant,
         when = m.when,
+        callback = m.callback,
     )
 }
 
@@ -51,10 +50,12 @@ pub(super) fn voicemail_instructions(f: &CallFacts<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::super::{CallFacts, Phrases};
     use crate::agent::Brief;
     use crate::call::voicemail;
-    use crate::domain::reservation::{RequestRules, ReservationRequest};
+    use crate::domain::reservation::{Reservation, DEFAULT_MAX_PARTY};
     use crate::domain::Language;
     use chrono::{TimeZone, Utc};
 
@@ -62,27 +63,16 @@ mod tests {
     /// today, so they cannot drift apart before they are merged.
     #[test]
     fn voicemail_instructions_and_language_rule_match_todays_code() {
-        for callback in [Some("+15557654321"), None] {
-            let r = ReservationRequest {
-                to: "+12125550123".into(),
-                restaurant: "Chez Demo".into(),
-                party_size: 4,
-                date: "2026-11-25".into(),
-                time: "19:30".into(),
-                name: "Alex Doe".into(),
-                callback: callback.map(Into::into),
-                ..Default::default()
+        let text = include_str!("../../tests/fixtures/protocol/twilio_start.json");
+        let start: serde_json::Value = serde_json::from_str(text).expect("fixture");
+        let mut params: HashMap<String, String> =
+            serde_json::from_value(start["start"]["customParameters"].clone()).expect("params");
+        for callback in [None, Some("+15557654321")] {
+            if let Some(cb) = callback {
+                params.insert("callback".into(), cb.into());
             }
-            .into_reservation(
-                &RequestRules {
-                    default_timezone: chrono_tz::Tz::UTC,
-                    max_party_size: 20,
-                    dial_policy: Default::default(),
-                },
-                Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap(),
-            )
-            .unwrap();
-            let callback = r.callback.as_ref().map(|c| c.as_str());
+            let r = Reservation::from_parameters(&params, DEFAULT_MAX_PARTY).expect("reservation");
+            assert_eq!(r.callback.as_ref().map(|c| c.as_str()), callback);
             let facts = CallFacts {
                 customer: &r.customer_name,
                 restaurant: &r.restaurant_name,
@@ -95,7 +85,8 @@ mod tests {
                 en.voicemail_instructions(&facts),
                 voicemail::message_instructions(&r)
             );
-            let brief = Brief::new(&r, Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap());
+            let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+            let brief = Brief::new(&r, now);
             assert!(brief
                 .as_str()
                 .contains(&format!(" {}\n", en.brief_language_rule(&r.slot))));

@@ -49,7 +49,8 @@ struct Message<'a> {
     party: String,
     /// The slot, e.g. "samedi 28 novembre à 19 h".
     when: String,
-    callback: Option<&'a str>,
+    /// The callback sentence with the gap before it, or "" without a number.
+    callback: String,
 }
 
 /// One language's words (a `static` in each language's file).
@@ -57,12 +58,22 @@ struct Words {
     apology_technical: &'static str,
     apology_limit: &'static str,
     recording_notice: &'static str,
+    /// What separates two sentences: a space, or nothing in Japanese.
+    sentence_gap: &'static str,
     /// The opening disclosure, given the customer's name.
     disclosure: fn(&str) -> String,
     /// "4 personnes": a party of `n`.
     party: fn(u32) -> String,
+    /// "You can call back on +1…": the callback sentence, given the number.
+    callback: fn(&str) -> String,
     /// The voicemail message, said after the beep.
     voicemail: fn(&Message<'_>) -> String,
+}
+
+/// "1 personne" / "4 personnes": `n` and the noun in the right number (every
+/// shipped language with a plural treats only 1 as singular in a party size).
+fn counted(n: u32, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn words(base: BaseLanguage) -> &'static Words {
@@ -126,7 +137,7 @@ impl Phrases {
     pub fn disclosure(&self, customer: &str, recorded: bool) -> String {
         let mut said = (self.words.disclosure)(customer);
         if recorded {
-            said.push(' ');
+            said.push_str(self.words.sentence_gap);
             said.push_str(self.words.recording_notice);
         }
         said
@@ -140,7 +151,10 @@ impl Phrases {
             restaurant: facts.restaurant,
             party: (self.words.party)(facts.party_size),
             when: spoken::slot_date_and_time(facts.slot, self.language),
-            callback: facts.callback,
+            callback: facts
+                .callback
+                .map(|cb| format!("{}{}", self.words.sentence_gap, (self.words.callback)(cb)))
+                .unwrap_or_default(),
         })
     }
 
@@ -304,6 +318,23 @@ mod tests {
             }
             assert_ne!(p.apology_technical(), p.apology_limit(), "{tag}");
         }
+    }
+
+    #[test]
+    fn japanese_sentences_follow_each_other_without_a_space() {
+        let ja = phrases("ja");
+        let d = ja.disclosure("Alex Doe", true);
+        assert!(
+            d.ends_with("アシスタントです。この通話は録音されています。"),
+            "{d}"
+        );
+        let s = slot();
+        let m = ja.voicemail_message(&facts(&s, Some("+81312345678")));
+        assert!(!m.contains("。 "), "{m}");
+        assert!(
+            m.contains("お電話いたしました。折り返しのお電話は+81312345678まで"),
+            "{m}"
+        );
     }
 
     #[test]
