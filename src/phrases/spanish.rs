@@ -4,7 +4,7 @@ use super::{counted, Message, Words};
 
 pub(super) static WORDS: Words = Words {
     apology_technical:
-        "Lo sentimos, tenemos un problema técnico y les llamaremos más tarde. Adiós.",
+        "Lo sentimos, tenemos un problema técnico y les volveremos a llamar más tarde. Adiós.",
     apology_limit: "Lo siento, tengo que terminar la llamada ahora. Gracias por su tiempo. Adiós.",
     sentence_gap: " ",
     recording_notice: "Esta llamada se está grabando.",
