@@ -3,13 +3,16 @@
 //! Everything that arrives from a person or a wire is parsed into one of these
 //! types once, at the edge; code further in trusts the type and never re-checks.
 
+pub mod language;
 pub mod outcome;
 pub mod phone;
 pub mod record;
 pub mod reservation;
+pub mod spoken;
 pub mod when;
 pub mod zones;
 
+pub use language::{BaseLanguage, Language, LanguageError};
 pub use outcome::{Outcome, OutcomeStatus};
 pub use phone::PhoneNumber;
 pub use record::{CallRecord, CallStatus, CallSummary, Speaker, TranscriptLine};

@@ -39,6 +39,11 @@ pub enum ScenarioKind {
     /// An answering machine answers: greeting, beep, then Twilio's async AMD
     /// callback (`machine_end_beep`).
     Voicemail,
+    /// A restaurant in France (a +33 number) whose host speaks French; the
+    /// stand-in model refuses a brief that does not ask for French. Hidden
+    /// from `--help` until the call's language is wired into the live call.
+    #[value(hide = true)]
+    French,
 }
 
 impl ScenarioKind {
@@ -50,6 +55,7 @@ impl ScenarioKind {
             ScenarioKind::BargeIn => Scenario::barge_in(booking),
             ScenarioKind::Menu => Scenario::menu(booking),
             ScenarioKind::Voicemail => Scenario::voicemail(booking),
+            ScenarioKind::French => Scenario::french(booking),
         }
     }
 }
@@ -128,6 +134,8 @@ pub struct Rig {
     pub model: Option<RealtimeSim>,
     /// The reservation facts the scenario expects.
     pub booking: Booking,
+    /// The restaurant's number (E.164): French for the French scenario.
+    pub restaurant_number: &'static str,
     /// The server's state (its call store).
     pub state: AppState,
     /// The Twilio auth token the world shares (to sign forged requests in tests).
@@ -172,6 +180,9 @@ fn demo_page(switchboard: &Switchboard, booking: &Booking) -> WebOptions {
 
 /// The simulated restaurant's number.
 pub const RESTAURANT_NUMBER: &str = "+12125550123";
+/// The simulated French restaurant's number (Paris; in the 01 99 00 range
+/// France keeps for fiction).
+pub const FRENCH_RESTAURANT_NUMBER: &str = "+33199001234";
 
 impl Rig {
     /// Start everything on loopback ports chosen by the OS.
@@ -193,10 +204,14 @@ impl Rig {
             .custom_scenario
             .clone()
             .unwrap_or_else(|| options.scenario.script(&booking));
+        let restaurant_number = match options.scenario {
+            ScenarioKind::French => FRENCH_RESTAURANT_NUMBER,
+            _ => RESTAURANT_NUMBER,
+        };
         let mut lines = options.lines.clone();
         if options.scenario == ScenarioKind::Voicemail {
             lines
-                .entry(RESTAURANT_NUMBER.to_string())
+                .entry(restaurant_number.to_string())
                 .or_insert(Line::Voicemail);
         }
         let model_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
@@ -290,6 +305,7 @@ impl Rig {
             phone,
             model,
             booking,
+            restaurant_number,
             state,
             auth_token,
             database_url,
@@ -304,7 +320,7 @@ impl Rig {
     /// (tomorrow at 7pm, 4 people, 30 minutes of flexibility).
     pub fn request(&self) -> ReservationRequest {
         ReservationRequest {
-            to: RESTAURANT_NUMBER.into(),
+            to: self.restaurant_number.into(),
             restaurant: self.booking.restaurant.clone(),
             party_size: i64::from(self.booking.party_size),
             date: "tomorrow".into(),

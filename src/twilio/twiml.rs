@@ -1,9 +1,11 @@
-//! TwiML documents: building the `<Connect><Stream>` that bridges a call to our server, the polite `<Say>`+`<Hangup>`, and parsing them back for the simulator.
+//! TwiML documents: building the `<Connect><Stream>` that bridges a call to our server, the polite `<Say>`+`<Hangup>` (in the call's language, with a voice that speaks it), and parsing them back for the simulator.
 
 use std::borrow::Cow;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
+
+use crate::domain::language::{BaseLanguage, Language};
 
 /// The longest TwiML document Twilio accepts inline in the `Twiml` parameter
 /// of a call (docs section 1.2): a document must be strictly shorter.
@@ -161,6 +163,57 @@ pub fn connect_stream(
 pub fn say_and_hangup(text: &str) -> String {
     format!(
         "<Response><Say>{}</Say><Hangup /></Response>",
+        escape_text(text)
+    )
+}
+
+/// The `language` and `voice` attributes of a `<Say>`: which locale Twilio's
+/// text-to-speech speaks, and a voice that speaks it (Twilio may refuse a
+/// `<Say>` whose voice does not speak its language).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SayVoice {
+    /// Twilio's `language` value, e.g. `fr-FR` (docs/protocol/twilio.md, `<Say>`).
+    pub language: &'static str,
+    /// Twilio's `voice` value, e.g. `Google.fr-FR-Standard-A`.
+    pub voice: &'static str,
+}
+
+/// The `<Say>` voice for a call held in `language`. Google's standard
+/// voices are used because their name carries the locale they speak (so a
+/// mismatch cannot slip in) and every shipped language has one. A region
+/// without its own voice takes the nearest one: Spanish outside Spain takes
+/// US Spanish (a Latin American accent), French outside Canada France's,
+/// German everywhere Germany's, Portuguese outside Portugal, Angola and
+/// Mozambique Brazil's, English in Ireland Britain's, in New Zealand Australia's.
+pub fn say_voice(language: &Language) -> SayVoice {
+    let v = |language, voice| SayVoice { language, voice };
+    match (language.base(), language.region()) {
+        (BaseLanguage::English, Some("GB" | "IE")) => v("en-GB", "Google.en-GB-Standard-A"),
+        (BaseLanguage::English, Some("AU" | "NZ")) => v("en-AU", "Google.en-AU-Standard-A"),
+        (BaseLanguage::English, Some("IN")) => v("en-IN", "Google.en-IN-Standard-A"),
+        (BaseLanguage::English, _) => v("en-US", "Google.en-US-Standard-A"),
+        (BaseLanguage::French, Some("CA")) => v("fr-CA", "Google.fr-CA-Standard-A"),
+        (BaseLanguage::French, _) => v("fr-FR", "Google.fr-FR-Standard-A"),
+        (BaseLanguage::Spanish, None | Some("ES")) => v("es-ES", "Google.es-ES-Standard-A"),
+        (BaseLanguage::Spanish, _) => v("es-US", "Google.es-US-Standard-A"),
+        (BaseLanguage::German, _) => v("de-DE", "Google.de-DE-Standard-A"),
+        (BaseLanguage::Italian, _) => v("it-IT", "Google.it-IT-Standard-A"),
+        (BaseLanguage::Portuguese, Some("PT" | "AO" | "MZ")) => {
+            v("pt-PT", "Google.pt-PT-Standard-A")
+        }
+        (BaseLanguage::Portuguese, _) => v("pt-BR", "Google.pt-BR-Standard-A"),
+        (BaseLanguage::Japanese, _) => v("ja-JP", "Google.ja-JP-Standard-A"),
+    }
+}
+
+/// `<Response><Say language=".." voice="..">text</Say><Hangup /></Response>`:
+/// [`say_and_hangup`] in another language than Twilio's default English.
+/// Attributes are in twilio-python's order (sorted by name).
+pub fn say_in_language_and_hangup(text: &str, voice: SayVoice) -> String {
+    format!(
+        "<Response><Say language=\"{}\" voice=\"{}\">{}</Say><Hangup /></Response>",
+        escape_attr(voice.language),
+        escape_attr(voice.voice),
         escape_text(text)
     )
 }
@@ -511,5 +564,107 @@ mod tests {
         );
         assert!(parsed.hangup);
         assert_eq!(parsed.stream_url, None);
+    }
+
+    /// Every `language` value of `<Say>` reservoice may send, and every
+    /// voice, as listed in Twilio's own TwiML types (twilio-node,
+    /// `src/twiml/VoiceResponse.ts`, `SayLanguage` and `SayVoice`; see
+    /// docs/protocol/twilio.md, `<Say>`): the subset we use.
+    const TWILIO_SAY_LANGUAGES: &[&str] = &[
+        "de-DE", "en-AU", "en-GB", "en-IN", "en-US", "es-ES", "es-US", "fr-CA", "fr-FR", "it-IT",
+        "ja-JP", "pt-BR", "pt-PT",
+    ];
+    const TWILIO_SAY_VOICES: &[&str] = &[
+        "Google.de-DE-Standard-A",
+        "Google.en-AU-Standard-A",
+        "Google.en-GB-Standard-A",
+        "Google.en-IN-Standard-A",
+        "Google.en-US-Standard-A",
+        "Google.es-ES-Standard-A",
+        "Google.es-US-Standard-A",
+        "Google.fr-CA-Standard-A",
+        "Google.fr-FR-Standard-A",
+        "Google.it-IT-Standard-A",
+        "Google.ja-JP-Standard-A",
+        "Google.pt-BR-Standard-A",
+        "Google.pt-PT-Standard-A",
+    ];
+
+    /// The `language` and `voice` attributes of the first `<Say>` of `doc`.
+    fn say_attributes(doc: &str) -> (Option<String>, Option<String>) {
+        let mut reader = Reader::from_str(doc);
+        loop {
+            match reader.read_event().expect("well-formed") {
+                Event::Start(e) if e.name().as_ref() == b"Say" => {
+                    return (
+                        attribute(&e, b"language").expect("attr"),
+                        attribute(&e, b"voice").expect("attr"),
+                    );
+                }
+                Event::Eof => return (None, None),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_model_down_apology_in_french_carries_a_valid_twilio_language() {
+        let french = Language::parse("fr").expect("fr");
+        let phrases = crate::phrases::Phrases::new(french);
+        let doc = say_in_language_and_hangup(phrases.apology_technical(), say_voice(&french));
+        assert_eq!(
+            doc,
+            "<Response><Say language=\"fr-FR\" voice=\"Google.fr-FR-Standard-A\">Désolé, nous rencontrons un problème technique et nous vous rappellerons plus tard. Au revoir.</Say><Hangup /></Response>"
+        );
+        let (language, voice) = say_attributes(&doc);
+        let (language, voice) = (language.expect("language"), voice.expect("voice"));
+        assert!(
+            TWILIO_SAY_LANGUAGES.contains(&language.as_str()),
+            "{language}"
+        );
+        assert!(TWILIO_SAY_VOICES.contains(&voice.as_str()), "{voice}");
+        let parsed = parse(&doc).expect("parses");
+        assert_eq!(parsed.says, vec![phrases.apology_technical().to_string()]);
+        assert!(parsed.hangup);
+    }
+
+    #[test]
+    fn every_language_and_region_gets_a_twilio_voice_that_speaks_it() {
+        for tag in [
+            "en", "en-US", "en-GB", "en-IE", "en-AU", "en-NZ", "en-IN", "en-CA", "fr", "fr-FR",
+            "fr-BE", "fr-CH", "fr-CA", "es", "es-ES", "es-MX", "es-AR", "es-419", "de", "de-AT",
+            "de-CH", "it", "it-CH", "pt", "pt-BR", "pt-PT", "pt-AO", "ja", "ja-JP",
+        ] {
+            let language = Language::parse(tag).expect("tag");
+            let say = say_voice(&language);
+            assert!(
+                TWILIO_SAY_LANGUAGES.contains(&say.language),
+                "{tag}: {say:?}"
+            );
+            assert!(TWILIO_SAY_VOICES.contains(&say.voice), "{tag}: {say:?}");
+            assert!(
+                say.voice.starts_with(&format!("Google.{}-", say.language)),
+                "{tag}: the voice must speak the language: {say:?}"
+            );
+            assert!(
+                say.language.starts_with(language.base().code()),
+                "{tag}: {say:?}"
+            );
+        }
+        let mexico = say_voice(&Language::parse("es-MX").expect("es-MX"));
+        assert_eq!(mexico.language, "es-US");
+        let quebec = say_voice(&Language::parse("fr-CA").expect("fr-CA"));
+        assert_eq!(quebec.voice, "Google.fr-CA-Standard-A");
+    }
+
+    #[test]
+    fn say_in_language_escapes_its_text() {
+        let voice = say_voice(&Language::parse("de").expect("de"));
+        let doc = say_in_language_and_hangup("Fisch & <Chips>", voice);
+        assert!(doc.contains(">Fisch &amp; &lt;Chips&gt;</Say>"), "{doc}");
+        assert_eq!(
+            parse(&doc).expect("parses").says,
+            vec!["Fisch & <Chips>".to_string()]
+        );
     }
 }
