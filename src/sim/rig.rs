@@ -69,6 +69,8 @@ pub struct RigOptions {
     pub voicemail: crate::config::VoicemailPolicy,
     /// Record calls (`--record`).
     pub record: bool,
+    /// How the server presses keys (`--dtmf`).
+    pub dtmf: crate::config::DtmfMode,
 }
 
 impl Default for RigOptions {
@@ -88,6 +90,7 @@ impl Default for RigOptions {
             server_auth_token_override: None,
             voicemail: crate::config::VoicemailPolicy::Leave,
             record: false,
+            dtmf: crate::config::DtmfMode::default(),
         }
     }
 }
@@ -211,6 +214,7 @@ impl Rig {
             drain_secs: options.drain_secs,
             voicemail: options.voicemail,
             record: options.record,
+            dtmf: options.dtmf,
         };
         let settings = args.resolve().context("simulated settings")?;
         let database_url = settings.database_url.clone();
