@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use super::realtime::RealtimeSim;
 use super::scenario::{Booking, Scenario};
-use super::telephone::{Line, TelephoneConfig, TelephoneSim};
+use super::telephone::{KeyPressUpdate, Line, TelephoneConfig, TelephoneSim};
 use crate::config::SettingsArgs;
 use crate::domain::ReservationRequest;
 use crate::server::{AppState, Application};
@@ -71,6 +71,8 @@ pub struct RigOptions {
     pub record: bool,
     /// How the server presses keys (`--dtmf`).
     pub dtmf: crate::config::DtmfMode,
+    /// What the simulated Twilio does with a call update that presses keys.
+    pub key_press_update: KeyPressUpdate,
 }
 
 impl Default for RigOptions {
@@ -91,6 +93,7 @@ impl Default for RigOptions {
             voicemail: crate::config::VoicemailPolicy::Leave,
             record: false,
             dtmf: crate::config::DtmfMode::default(),
+            key_press_update: KeyPressUpdate::default(),
         }
     }
 }
@@ -175,6 +178,7 @@ impl Rig {
             scenario,
             lines,
             ring_ms: options.ring_ms,
+            key_press_update: options.key_press_update.clone(),
         })
         .await?;
         let listener = TcpListener::bind("127.0.0.1:0")
