@@ -2242,6 +2242,11 @@ mod tests {
 
     /// When the product presses the key: after the host's first line.
     const PRESS_AT_MS: u64 = 2000;
+    /// The product presses 2 (after the lead pause) once the host's first line is over.
+    const PRESS_TWO: Mode = Mode::PressKey {
+        digits: "w2",
+        at_ms: PRESS_AT_MS,
+    };
 
     /// Start the product in `mode`, the sim, and a call to the product.
     async fn key_press_call(
@@ -2626,14 +2631,7 @@ mod tests {
 
     #[tokio::test]
     async fn key_press_update_stops_the_stream_plays_the_keys_and_reconnects() {
-        let (sim, seen, base, sid) = key_press_call(
-            Mode::PressKey {
-                digits: "w2",
-                at_ms: PRESS_AT_MS,
-            },
-            KeyPressUpdate::Follow,
-        )
-        .await;
+        let (sim, seen, base, sid) = key_press_call(PRESS_TWO, KeyPressUpdate::Follow).await;
         // The host's greeting, heard on the new stream, then our hang-up.
         wait_for(&seen, |s| {
             s.loud_by_stream.len() == 2 && s.loud_by_stream.values().all(|n| *n > 60)
@@ -2776,14 +2774,8 @@ mod tests {
 
     #[tokio::test]
     async fn key_press_update_can_be_refused_and_the_stream_goes_on() {
-        let (sim, seen, _base, sid) = key_press_call(
-            Mode::PressKey {
-                digits: "w2",
-                at_ms: PRESS_AT_MS,
-            },
-            KeyPressUpdate::refuse_too_many_requests(),
-        )
-        .await;
+        let (sim, seen, _base, sid) =
+            key_press_call(PRESS_TWO, KeyPressUpdate::refuse_too_many_requests()).await;
         wait_for(&seen, |s| s.update.is_some()).await;
         let (_, status, body) = lock(&seen).update.clone().unwrap();
         assert_eq!(status, 429);
@@ -2814,14 +2806,7 @@ mod tests {
 
     #[tokio::test]
     async fn key_press_update_can_leave_the_line_without_a_new_stream() {
-        let (sim, seen, _base, sid) = key_press_call(
-            Mode::PressKey {
-                digits: "w2",
-                at_ms: PRESS_AT_MS,
-            },
-            KeyPressUpdate::NoNewStream,
-        )
-        .await;
+        let (sim, seen, _base, sid) = key_press_call(PRESS_TWO, KeyPressUpdate::NoNewStream).await;
         wait_for(&seen, |s| s.update.is_some() && s.sockets_closed == 1).await;
         assert_eq!(lock(&seen).update.as_ref().unwrap().1, 200);
         // The keys are played (700 ms), then nothing: no second stream.
