@@ -14,16 +14,18 @@
 //!   they cannot be printed; [`config::PublicUrl`], the one source of every URL
 //!   Twilio is given (and so of every URL its signatures are checked against).
 //! - [`domain`]: the nouns, valid by construction: phone numbers, the
-//!   reservation and its round trip through TwiML parameters, dates people
-//!   type, the restaurant's time zone and language from its number, dates and
-//!   times said in that language, the outcome, the call record.
+//!   reservation and its round trip through TwiML parameters, what marks a
+//!   later stream of the same call, dates people type, the restaurant's time
+//!   zone and language from its number, dates and times said in that
+//!   language, the outcome, the call record.
 //! - [`contract`]: the HTTP contract of `/api/*` shared by the server and its
 //!   clients: the live events of a call and the error bodies.
 //! - [`dialer`]: placing a call (TwiML with the reservation, Twilio's create
 //!   request, the record; a refusal recorded too), whoever asks for it.
 //! - [`phrases`]: what the restaurant hears from the server itself (apologies,
 //!   disclosure, voicemail message, the brief's language rule), per language.
-//! - [`twilio`]: REST client, TwiML, Media Stream wire types, signatures.
+//! - [`twilio`]: REST client, TwiML (the stream, the key press, the
+//!   apology), Media Stream wire types, signatures.
 //! - [`realtime`]: the OpenAI Realtime (GA) wire types and connection.
 //! - [`agent`]: the brief the model gets and the tools it may call.
 //! - [`call`]: one live call: the bridge between Twilio and the model, and the

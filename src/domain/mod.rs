@@ -3,6 +3,7 @@
 //! Everything that arrives from a person or a wire is parsed into one of these
 //! types once, at the edge; code further in trusts the type and never re-checks.
 
+pub mod continuation;
 pub mod language;
 pub mod outcome;
 pub mod phone;
@@ -12,6 +13,7 @@ pub mod spoken;
 pub mod when;
 pub mod zones;
 
+pub use continuation::StreamContinuation;
 pub use language::{BaseLanguage, Language, LanguageError};
 pub use outcome::{Outcome, OutcomeStatus};
 pub use phone::PhoneNumber;

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::realtime::RealtimeSim;
 use super::scenario::{Booking, Scenario};
 use super::switchboard::Switchboard;
-use super::telephone::{Line, TelephoneConfig, TelephoneSim};
+use super::telephone::{KeyPressUpdate, Line, TelephoneConfig, TelephoneSim};
 use crate::config::SettingsArgs;
 use crate::domain::ReservationRequest;
 use crate::server::{AppState, Application};
@@ -97,6 +97,10 @@ pub struct RigOptions {
     pub restaurants: bool,
     /// Listen on this loopback port (0: any free port; a taken one falls back to any).
     pub port: u16,
+    /// How the server presses keys (`--dtmf`).
+    pub dtmf: crate::config::DtmfMode,
+    /// What the simulated Twilio does with a call update that presses keys.
+    pub key_press_update: KeyPressUpdate,
 }
 
 impl Default for RigOptions {
@@ -118,6 +122,8 @@ impl Default for RigOptions {
             record: false,
             restaurants: false,
             port: 0,
+            dtmf: crate::config::DtmfMode::default(),
+            key_press_update: KeyPressUpdate::default(),
         }
     }
 }
@@ -236,6 +242,7 @@ impl Rig {
             scenario,
             lines,
             ring_ms: options.ring_ms,
+            key_press_update: options.key_press_update.clone(),
         })
         .await?;
         let listener = match TcpListener::bind(("127.0.0.1", options.port)).await {
@@ -278,6 +285,7 @@ impl Rig {
             drain_secs: options.drain_secs,
             voicemail: options.voicemail,
             record: options.record,
+            dtmf: options.dtmf,
         };
         let settings = args.resolve().context("simulated settings")?;
         let database_url = settings.database_url.clone();

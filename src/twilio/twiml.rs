@@ -1,4 +1,4 @@
-//! TwiML documents: building the `<Connect><Stream>` that bridges a call to our server, the polite `<Say>`+`<Hangup>` (in the call's language, with a voice that speaks it), and parsing them back for the simulator.
+//! TwiML documents: building the `<Connect><Stream>` that bridges a call to our server, the key press that plays digits and reconnects it (`<Play digits>` + `<Connect><Stream>`), the polite `<Say>`+`<Hangup>` (in the call's language, with a voice that speaks it), and parsing them back for the simulator and tests.
 
 use std::borrow::Cow;
 
@@ -115,9 +115,50 @@ pub fn connect_stream(
     stream_status_callback: Option<&str>,
     parameters: &[(String, String)],
 ) -> Result<String, TwimlError> {
+    response(None, stream_url, stream_status_callback, parameters)
+}
+
+/// The document that presses keys on a live call and then carries on the
+/// conversation: `<Play digits>` followed by a new `<Connect><Stream>`, as
+/// twilio-python writes it:
+///
+/// `<?xml ...?><Response><Play digits="w2" /><Connect><Stream ..>..</Stream></Connect></Response>`
+///
+/// Sent as a call update ([`super::rest::TwilioClient::redirect_twiml`]), it
+/// replaces the running TwiML: Twilio ends the current stream, plays the keys
+/// to the callee and opens a new stream to `stream_url` with these
+/// `parameters` and a new `streamSid` (docs/protocol/twilio.md 5.9).
+/// The parameters should be the first stream's, plus what marks the new
+/// stream as the call's continuation
+/// ([`crate::domain::StreamContinuation::next_stream_parameters`]). Same
+/// limits as [`connect_stream`].
+pub fn play_digits_then_connect_stream(
+    digits: &PlayDigits,
+    stream_url: &str,
+    stream_status_callback: Option<&str>,
+    parameters: &[(String, String)],
+) -> Result<String, TwimlError> {
+    response(Some(digits), stream_url, stream_status_callback, parameters)
+}
+
+/// `<Response>[<Play digits>]<Connect><Stream>…</Connect></Response>`, checked
+/// against Twilio's limits.
+fn response(
+    play: Option<&PlayDigits>,
+    stream_url: &str,
+    stream_status_callback: Option<&str>,
+    parameters: &[(String, String)],
+) -> Result<String, TwimlError> {
     let mut doc = String::with_capacity(256 + parameters.len() * 64);
     doc.push_str(XML_DECLARATION);
-    doc.push_str("<Response><Connect><Stream");
+    doc.push_str("<Response>");
+    if let Some(digits) = play {
+        // The digits are keys and pauses only: nothing to escape.
+        doc.push_str("<Play digits=\"");
+        doc.push_str(digits.as_str());
+        doc.push_str("\" />");
+    }
+    doc.push_str("<Connect><Stream");
     if let Some(callback) = stream_status_callback {
         doc.push_str(" statusCallback=\"");
         doc.push_str(&escape_attr(callback));
@@ -152,6 +193,96 @@ pub fn connect_stream(
         return Err(TwimlError::DocumentTooLong { len });
     }
     Ok(doc)
+}
+
+/// The keys Twilio's `<Play digits>` can press: `0-9`, `A-D`, `*`, `#`
+/// (the `<Play>` reference and warning 13430, docs/protocol/twilio.md 5.9).
+pub const PLAYABLE_KEYS: &str = "0123456789ABCD*#";
+
+/// A pause `<Play digits>` understands: `w` waits half a second, `W` a second.
+fn is_pause(c: char) -> bool {
+    matches!(c, 'w' | 'W')
+}
+
+/// The pause Twilio plays before the first key ([`PlayDigits::press`]): half
+/// a second, so the first tone is not the first audio after Twilio switches
+/// the call from the stream to `<Play>` (whether that switch clips the start
+/// of a tone is for the first live call to tell, twilio.md 5.9).
+pub const LEAD_PAUSE: &str = "w";
+
+/// A value of `<Play digits>`: keys and pauses, exactly the characters Twilio
+/// accepts (`0-9 A-D * #`, `w`, `W`), with at least one key. Built only by
+/// [`PlayDigits::parse`] or [`PlayDigits::press`], so a document we send never
+/// carries digits Twilio would skip with warning 13430.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayDigits(String);
+
+/// Keys that `<Play digits>` cannot press; the caller plays them another way
+/// (as in-band tones) or refuses them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlayDigitsError {
+    /// Characters Twilio does not accept in `digits`, each once, in the
+    /// order they first appear.
+    #[error("Twilio's <Play digits> cannot press {}", quoted(.unplayable))]
+    Unplayable {
+        /// The characters it cannot play.
+        unplayable: Vec<char>,
+    },
+    /// Only pauses, or nothing at all: there is no key to press.
+    #[error("there is no key to press")]
+    NoKeys,
+}
+
+/// `'*', '#'` for an error message.
+fn quoted(chars: &[char]) -> String {
+    chars
+        .iter()
+        .map(|c| format!("{c:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl PlayDigits {
+    /// Take a `digits` value as Twilio reads it: keys and `w`/`W` pauses.
+    /// Refuses any other character (listing every one, so the caller knows
+    /// which keys need another way) and a value with no key.
+    pub fn parse(digits: &str) -> Result<Self, PlayDigitsError> {
+        let mut unplayable: Vec<char> = Vec::new();
+        for c in digits.chars() {
+            if !PLAYABLE_KEYS.contains(c) && !is_pause(c) && !unplayable.contains(&c) {
+                unplayable.push(c);
+            }
+        }
+        if !unplayable.is_empty() {
+            return Err(PlayDigitsError::Unplayable { unplayable });
+        }
+        if !digits.chars().any(|c| PLAYABLE_KEYS.contains(c)) {
+            return Err(PlayDigitsError::NoKeys);
+        }
+        Ok(PlayDigits(digits.to_owned()))
+    }
+
+    /// The agent's keys as Twilio should play them: [`LEAD_PAUSE`], then the
+    /// keys in order (Twilio spaces consecutive keys itself).
+    pub fn press(keys: &str) -> Result<Self, PlayDigitsError> {
+        Self::parse(&format!("{LEAD_PAUSE}{keys}"))
+    }
+
+    /// The attribute value, e.g. `w2`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The keys alone, pauses left out (what the transcript shows).
+    pub fn keys(&self) -> String {
+        self.0.chars().filter(|c| !is_pause(*c)).collect()
+    }
+}
+
+impl std::fmt::Display for PlayDigits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// `<Response><Say>text</Say><Hangup /></Response>` (text escaped): replaces
@@ -233,6 +364,8 @@ pub struct ParsedTwiml {
     pub says: Vec<String>,
     /// Whether the document contains `<Hangup>`.
     pub hangup: bool,
+    /// The `digits` of each `<Play>` that has them, in document order.
+    pub play_digits: Vec<String>,
 }
 
 /// Reads the attribute `name` of `element`, unescaped (entities and numeric
@@ -252,8 +385,8 @@ fn attribute(element: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, Tw
 
 /// Parse a TwiML document produced by Twilio-compatible code (used by the
 /// simulator and tests): returns the first `<Stream>`'s url, statusCallback
-/// and its `<Parameter>`s in order, the `<Say>` texts, and whether it hangs
-/// up. Entities and numeric character references are unescaped. Refuses
+/// and its `<Parameter>`s in order, the `<Say>` texts, the `<Play digits>`,
+/// and whether it hangs up. Entities and numeric character references are unescaped. Refuses
 /// malformed XML and documents whose root is not `<Response>`; elements
 /// reservoice does not use are ignored.
 pub fn parse(doc: &str) -> Result<ParsedTwiml, TwimlError> {
@@ -310,6 +443,11 @@ pub fn parse(doc: &str) -> Result<ParsedTwiml, TwimlError> {
                         }
                     }
                     b"Hangup" => parsed.hangup = true,
+                    b"Play" => {
+                        if let Some(digits) = attribute(e, b"digits")? {
+                            parsed.play_digits.push(digits);
+                        }
+                    }
                     _ => {}
                 }
                 if !is_empty {
@@ -542,6 +680,112 @@ mod tests {
             Err(TwimlError::DocumentTooLong { len }) => assert!(len >= MAX_DOCUMENT_CHARS),
             other => panic!("expected DocumentTooLong, got {other:?}"),
         }
+    }
+
+    /// The continuation of the key-press fixture (stream 2 of the call).
+    fn fixture_continuation() -> crate::domain::StreamContinuation {
+        use chrono::TimeZone;
+        crate::domain::StreamContinuation {
+            stream_number: 2,
+            call_clock_ms: 48_260,
+            updated_at: chrono::Utc
+                .timestamp_millis_opt(1_795_000_000_123)
+                .single()
+                .expect("instant"),
+        }
+    }
+
+    #[test]
+    fn key_press_twiml_matches_twilio_python_fixture() {
+        let received: std::collections::HashMap<String, String> =
+            start_parameters().into_iter().collect();
+        let parameters = fixture_continuation().next_stream_parameters(&received);
+        let digits = PlayDigits::press("2").expect("playable");
+        assert_eq!(digits.as_str(), "w2");
+        let doc = play_digits_then_connect_stream(
+            &digits,
+            "wss://reservoice.example.com/media-stream",
+            Some("https://reservoice.example.com/twilio/stream-status"),
+            &parameters,
+        )
+        .expect("builds");
+        let expected = fixture("twiml_play_digits_reconnect.xml");
+        assert_eq!(doc, expected.trim_end_matches('\n'));
+        // And it is exactly the Twiml of the REST update fixture.
+        let request: serde_json::Value =
+            serde_json::from_str(&fixture("http/rest_update_play_digits_request.json"))
+                .expect("json");
+        assert_eq!(request["form"][0][0], "Twiml");
+        assert_eq!(request["form"][0][1].as_str(), Some(doc.as_str()));
+
+        let parsed = parse(&doc).expect("parses");
+        assert_eq!(parsed.play_digits, vec!["w2".to_string()]);
+        assert_eq!(parsed.parameters, parameters);
+        assert_eq!(
+            parsed.stream_url.as_deref(),
+            Some("wss://reservoice.example.com/media-stream")
+        );
+        assert!(parsed.says.is_empty() && !parsed.hangup);
+    }
+
+    #[test]
+    fn key_press_twiml_keeps_twilio_limits() {
+        let digits = PlayDigits::press("1").expect("playable");
+        let too_long = vec![("n".to_string(), "v".repeat(499))];
+        assert!(matches!(
+            play_digits_then_connect_stream(&digits, "wss://h/s", None, &too_long),
+            Err(TwimlError::ParameterTooLong { .. })
+        ));
+        let many: Vec<(String, String)> = (0..10)
+            .map(|i| (format!("p{i}"), "x".repeat(450)))
+            .collect();
+        assert!(matches!(
+            play_digits_then_connect_stream(&digits, "wss://h/s", None, &many),
+            Err(TwimlError::DocumentTooLong { .. })
+        ));
+        let bare =
+            play_digits_then_connect_stream(&digits, "wss://h/s", None, &[]).expect("builds");
+        assert!(bare.ends_with(
+            r#"<Response><Play digits="w1" /><Connect><Stream url="wss://h/s" /></Connect></Response>"#
+        ));
+    }
+
+    #[test]
+    fn play_digits_accepts_exactly_what_twilio_plays() {
+        // Every key of the keypad, and both pauses.
+        for ok in ["0123456789", "ABCD", "*", "#", "w1W2ww#", "1", "WW*"] {
+            let d = PlayDigits::parse(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+            assert_eq!(d.as_str(), ok);
+            assert_eq!(d.to_string(), ok);
+        }
+        assert_eq!(PlayDigits::parse("w1W2ww#").expect("ok").keys(), "12#");
+        // What Twilio would skip (warning 13430) is refused, every character
+        // named once, in order of appearance.
+        assert_eq!(
+            PlayDigits::parse("1a,2a x"),
+            Err(PlayDigitsError::Unplayable {
+                unplayable: vec!['a', ',', ' ', 'x']
+            })
+        );
+        for lower in ["a", "b", "c", "d", "e", "p"] {
+            assert!(
+                matches!(
+                    PlayDigits::parse(lower),
+                    Err(PlayDigitsError::Unplayable { .. })
+                ),
+                "{lower}"
+            );
+        }
+        // No key at all.
+        assert_eq!(PlayDigits::parse(""), Err(PlayDigitsError::NoKeys));
+        assert_eq!(PlayDigits::parse("wWw"), Err(PlayDigitsError::NoKeys));
+        assert_eq!(PlayDigits::press(""), Err(PlayDigitsError::NoKeys));
+        // press: the lead pause, then the keys.
+        let pressed = PlayDigits::press("1234#").expect("playable");
+        assert_eq!(pressed.as_str(), format!("{LEAD_PAUSE}1234#"));
+        assert_eq!(pressed.keys(), "1234#");
+        let err = PlayDigits::press("2é").unwrap_err();
+        assert_eq!(err.to_string(), "Twilio's <Play digits> cannot press 'é'");
     }
 
     #[test]
