@@ -208,7 +208,17 @@ async fn the_dialer_places_a_call_without_http() {
     assert!(rig.phone.calls().is_empty());
 
     let record = dialer.place(rig.request()).await.expect("placed");
-    assert_eq!(record.status, CallStatus::Queued);
+    // Twilio's first callbacks can beat its REST answer; the record then
+    // carries them (they are applied with the insert), so `queued` is not
+    // guaranteed, only that the call has not been answered.
+    assert!(
+        matches!(
+            record.status,
+            CallStatus::Queued | CallStatus::Initiated | CallStatus::Ringing | CallStatus::Busy
+        ),
+        "{:?}",
+        record.status
+    );
     assert_eq!(record.reservation, reservation(&rig));
     let call = rig
         .phone
