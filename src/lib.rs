@@ -13,6 +13,7 @@
 //! - [`config`]: settings from flags, environment and `.env`; secrets typed so
 //!   they cannot be printed; [`config::PublicUrl`], the one source of every URL
 //!   Twilio is given (and so of every URL its signatures are checked against).
+//! - [`crypto`]: a leaf: constant-time comparison of secrets, the TLS provider.
 //! - [`domain`]: the nouns, valid by construction: phone numbers, the
 //!   reservation and its round trip through TwiML parameters, dates people
 //!   type, the outcome, the call record.
@@ -38,6 +39,7 @@ pub mod bench;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod realtime;
 pub mod server;

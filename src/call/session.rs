@@ -117,7 +117,7 @@ async fn run_call(
     match ctx.store.call_token(&call_sid).await {
         Ok(Some(expected)) => {
             let given = start.custom_parameters.get("call_token");
-            if !given.is_some_and(|got| crate::server::auth::constant_time_eq(got, &expected)) {
+            if !given.is_some_and(|got| crate::crypto::constant_time_eq(got, &expected)) {
                 warn!("media stream refused: missing or wrong call token; ending the call");
                 let reason = "the media stream did not carry this call's token";
                 let _ = ctx.store.set_error(&call_sid, reason).await;

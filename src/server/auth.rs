@@ -5,15 +5,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
 
 use super::AppState;
+use crate::crypto::constant_time_eq;
 use crate::twilio::signature;
-
-/// Compare two secrets without leaking their common prefix through timing.
-pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
 
 /// `/api/*` needs `Authorization: Bearer <RESERVOICE_API_TOKEN>` when a token is set.
 pub async fn require_api_token(
@@ -61,17 +56,4 @@ pub fn twilio_signed(
         None,
         sig,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn constant_time_comparison() {
-        assert!(constant_time_eq("abc", "abc"));
-        assert!(!constant_time_eq("abc", "abd"));
-        assert!(!constant_time_eq("abc", "abcd"));
-        assert!(!constant_time_eq("", "a"));
-    }
 }
