@@ -22,10 +22,13 @@ use super::playback::{Echo, Playback};
 use super::{voicemail, CallContext};
 use crate::agent::tools::{self, ToolCall};
 use crate::agent::Brief;
+use crate::audio::dtmf::Keys;
 use crate::audio::recording::{self, Recorder};
 use crate::config::VoicemailPolicy;
 use crate::domain::reservation::ParameterError;
-use crate::domain::{Outcome, OutcomeStatus, Reservation, Speaker, TranscriptLine};
+use crate::domain::{
+    AnsweredBy, Outcome, OutcomeStatus, OutcomeWrite, Reservation, Speaker, TranscriptLine,
+};
 use crate::realtime::events::{self as rt, ServerEvent};
 use crate::realtime::{self, RealtimeConnection};
 use crate::twilio::stream::{self as ts, StreamEvent};
@@ -47,7 +50,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Writes that must not stall the audio, applied in order by a writer task.
 enum Write {
     Line(TranscriptLine),
-    Outcome(Outcome, bool),
+    Outcome(Outcome, OutcomeWrite),
     Error(String),
 }
 
@@ -126,7 +129,7 @@ async fn run_call(
                     .set_outcome(
                         &call_sid,
                         &Outcome::bare(OutcomeStatus::Failed, Some(reason.to_string())),
-                        true,
+                        OutcomeWrite::Fallback,
                     )
                     .await;
                 // Closing our side ends <Connect>; the call then ends.
@@ -193,7 +196,7 @@ async fn run_call(
                     OutcomeStatus::Failed,
                     Some(format!("the AI model could not be reached: {e}")),
                 ),
-                true,
+                OutcomeWrite::Fallback,
             ));
             apologise_and_hang_up(&ctx, &call_sid, APOLOGY_TECHNICAL).await;
             drop(writes);
@@ -273,11 +276,9 @@ fn spawn_writer(
             while let Some(w) = rx.recv().await {
                 let result = match &w {
                     Write::Line(line) => ctx.store.add_line(&call_sid, line).await,
-                    Write::Outcome(o, only_if_unsettled) => ctx
-                        .store
-                        .set_outcome(&call_sid, o, *only_if_unsettled)
-                        .await
-                        .map(|_| ()),
+                    Write::Outcome(o, how) => {
+                        ctx.store.set_outcome(&call_sid, o, *how).await.map(|_| ())
+                    }
                     Write::Error(e) => ctx.store.set_error(&call_sid, e).await,
                 };
                 if let Err(e) = result {
@@ -332,7 +333,7 @@ async fn end_unusable(ctx: &CallContext, call_sid: &str, e: ParameterError) {
         .set_outcome(
             call_sid,
             &Outcome::bare(OutcomeStatus::Failed, Some(reason)),
-            true,
+            OutcomeWrite::Fallback,
         )
         .await;
     if let Err(e) = ctx.twilio.hang_up(call_sid).await {
@@ -380,7 +381,7 @@ struct Bridge {
     /// `--record`: the recorder task's handle (audio is decoded there, not here).
     recorder: Option<Recorder>,
     /// Who answered (async AMD), read from the call store; taken by `run`.
-    amd: Option<tokio::sync::oneshot::Receiver<String>>,
+    amd: Option<tokio::sync::oneshot::Receiver<AnsweredBy>>,
     /// What to leave on an answering machine (system message for the model).
     voicemail_message: String,
     ctx: CallContext,
@@ -485,7 +486,7 @@ impl Bridge {
                 }, if amd.is_some() => {
                     amd = None;
                     if let Some(who) = who {
-                        self.on_answered_by(&who).await;
+                        self.on_answered_by(who).await;
                     }
                     None
                 }
@@ -912,7 +913,9 @@ impl Bridge {
             Ok(ToolCall::FinishCall(outcome)) => {
                 info!(status = %outcome.status, "outcome: {}", outcome.describe());
                 let machine = outcome.status == OutcomeStatus::Voicemail;
-                let _ = self.writes.send(Write::Outcome(outcome, false));
+                let _ = self
+                    .writes
+                    .send(Write::Outcome(outcome, OutcomeWrite::Report));
                 self.finishing = Some(Finishing {
                     goodbye_sent: false,
                 });
@@ -932,13 +935,11 @@ impl Bridge {
                     }
                 }
             }
-            Ok(ToolCall::SendDtmf(digits)) => match self.send_dtmf(&digits).await {
-                Ok(()) => {
-                    reply = false;
-                    json!({"done": true, "pressed": digits, "next": "The keys were played on the line, in order, after anything you said. Say nothing now; wait for whoever answers."})
-                }
-                Err(e) => json!({"error": e}),
-            },
+            Ok(ToolCall::SendDtmf(keys)) => {
+                self.send_dtmf(&keys).await;
+                reply = false;
+                json!({"done": true, "pressed": keys.to_string(), "next": "The keys were played on the line, in order, after anything you said. Say nothing now; wait for whoever answers."})
+            }
             Err(e) => {
                 warn!(tool = %name, error = %e, "the model called a tool wrongly");
                 json!({"error": e.0})
@@ -956,9 +957,9 @@ impl Bridge {
         }
     }
 
-    async fn send_dtmf(&mut self, digits: &str) -> Result<(), String> {
-        info!(digits, "pressing keys");
-        let audio = crate::audio::dtmf::tones(digits).map_err(|e| e.to_string())?;
+    async fn send_dtmf(&mut self, digits: &Keys) {
+        info!(%digits, "pressing keys");
+        let audio = crate::audio::dtmf::tones(digits);
         let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &audio);
         let item_id = format!(
             "{DTMF_ITEM}{digits}_{}_{}",
@@ -981,25 +982,24 @@ impl Bridge {
         self.send_twilio(media).await;
         let mark = ts::mark(&self.stream_sid, &mark_name);
         self.send_twilio(mark).await;
-        Ok(())
     }
 
     /// Twilio's AMD says who answered. A machine: leave the message (stop
     /// whatever the agent was saying, have it speak the message, hang up once
     /// heard) or hang up at once, per `--voicemail`. Ignored when the agent
     /// already reported an outcome.
-    async fn on_answered_by(&mut self, who: &str) {
-        info!(answered_by = who, "answering machine detection");
-        if !voicemail::is_machine(who) || self.finishing.is_some() || self.hung_up {
+    async fn on_answered_by(&mut self, who: AnsweredBy) {
+        info!(answered_by = %who, "answering machine detection");
+        if !who.is_machine() || self.finishing.is_some() || self.hung_up {
             return;
         }
-        if !voicemail::is_certain_machine(who) {
+        if !who.is_certain_machine() {
             // Could be a phone menu: let the agent judge from what it hears.
             self.send_model(rt::text_item("system", voicemail::UNSURE_HINT))
                 .await;
             return;
         }
-        let policy = if who == "fax" {
+        let policy = if who == AnsweredBy::Fax {
             VoicemailPolicy::Hangup
         } else {
             self.ctx.settings.voicemail
@@ -1011,7 +1011,7 @@ impl Bridge {
             let note = format!("answered by a machine ({who}); hung up without leaving a message");
             let _ = self.writes.send(Write::Outcome(
                 Outcome::bare(OutcomeStatus::Voicemail, Some(note)),
-                false,
+                OutcomeWrite::Report,
             ));
             self.hang_up("an answering machine answered").await;
             return;
@@ -1019,7 +1019,7 @@ impl Bridge {
         let note = format!("answered by a machine ({who}); left a message, nothing booked");
         let _ = self.writes.send(Write::Outcome(
             Outcome::bare(OutcomeStatus::Voicemail, Some(note)),
-            false,
+            OutcomeWrite::Report,
         ));
         if let Some(active) = self.active_response.clone() {
             self.discarded.insert(active);
@@ -1117,7 +1117,7 @@ impl Bridge {
         };
         let _ = self.writes.send(Write::Outcome(
             Outcome::bare(OutcomeStatus::Failed, Some(reason)),
-            true,
+            OutcomeWrite::Fallback,
         ));
         if let Some(text) = apology {
             if !self.hung_up {

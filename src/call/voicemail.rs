@@ -3,7 +3,7 @@
 //!
 //! Twilio's asynchronous AMD result is a webhook (`POST /twilio/amd`) that may
 //! reach any server instance, not necessarily the one holding the Media
-//! Stream. So the webhook only writes `answered_by` to the call store, and the
+//! Stream. So the webhook only writes the verdict (`AnsweredBy`) to the call store, and the
 //! session holding the stream polls that one column (a primary-key lookup)
 //! until it is known. Memory shared between requests is never relied on.
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::{debug, Instrument};
 
-use crate::domain::Reservation;
+use crate::domain::{AnsweredBy, Reservation};
 use crate::store::CallStore;
 
 /// How often the session looks for the AMD result.
@@ -23,32 +23,13 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_secs(75);
 /// playing by then (a message is ~15 s of speech).
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// Whether Twilio's `AnsweredBy` means no person is listening.
-pub fn is_machine(answered_by: &str) -> bool {
-    matches!(
-        answered_by,
-        "machine_end_beep" | "machine_end_silence" | "machine_end_other" | "machine_start" | "fax"
-    )
-}
-
-/// Whether Twilio's verdict is certain enough to act on without the agent's
-/// own judgement. `machine_end_other` and `machine_start` are also what a
-/// phone menu can look like to the detector, so for those the agent is only
-/// told, and decides from what it hears (leave the message, or press keys).
-pub fn is_certain_machine(answered_by: &str) -> bool {
-    matches!(
-        answered_by,
-        "machine_end_beep" | "machine_end_silence" | "fax"
-    )
-}
-
 /// The hint the agent gets when the detector is unsure.
 pub const UNSURE_HINT: &str = "The phone network's detector thinks a machine may have answered. If you are hearing a voicemail greeting, follow your instructions for voicemail. If it is a phone menu, keep navigating it with send_dtmf. If a person is talking, carry on normally.";
 
-/// Poll the store for `call_sid`'s `answered_by`; the receiver gets the first
-/// value seen. The task ends once a value is sent, when the receiver is
+/// Poll the store for `call_sid`'s verdict; the receiver gets the first one
+/// seen. The task ends once a value is sent, when the receiver is
 /// dropped (the call ended), or after [`GIVE_UP_AFTER`].
-pub fn watch_answered_by(store: CallStore, call_sid: String) -> oneshot::Receiver<String> {
+pub fn watch_answered_by(store: CallStore, call_sid: String) -> oneshot::Receiver<AnsweredBy> {
     let (mut tx, rx) = oneshot::channel();
     tokio::spawn(
         async move {
@@ -98,23 +79,6 @@ mod tests {
     use super::*;
     use crate::domain::reservation::{RequestRules, ReservationRequest};
     use chrono::{TimeZone, Utc};
-
-    #[test]
-    fn machines_and_people() {
-        for m in [
-            "machine_end_beep",
-            "machine_end_silence",
-            "machine_end_other",
-            "fax",
-        ] {
-            assert!(is_machine(m), "{m}");
-        }
-        for p in ["human", "unknown", ""] {
-            assert!(!is_machine(p), "{p}");
-        }
-        assert!(is_certain_machine("machine_end_beep") && is_certain_machine("fax"));
-        assert!(!is_certain_machine("machine_end_other") && !is_certain_machine("machine_start"));
-    }
 
     #[test]
     fn the_message_says_who_for_whom_when_and_that_nothing_was_booked() {

@@ -3,6 +3,7 @@
 //! Everything that arrives from a person or a wire is parsed into one of these
 //! types once, at the edge; code further in trusts the type and never re-checks.
 
+pub mod answered_by;
 pub mod outcome;
 pub mod phone;
 pub mod record;
@@ -10,7 +11,8 @@ pub mod reservation;
 pub mod when;
 pub mod zones;
 
-pub use outcome::{Outcome, OutcomeStatus};
+pub use answered_by::AnsweredBy;
+pub use outcome::{Outcome, OutcomeStatus, OutcomeWrite};
 pub use phone::PhoneNumber;
 pub use record::{CallRecord, CallStatus, CallSummary, Speaker, TranscriptLine};
 pub use reservation::{FieldError, Flexibility, PartySize, Reservation, ReservationRequest, Slot};

@@ -133,7 +133,7 @@ pub async fn create_call(
                     .set_outcome(
                         &id,
                         &Outcome::bare(OutcomeStatus::Failed, Some(message.clone())),
-                        false,
+                        crate::domain::OutcomeWrite::Report,
                     )
                     .await?;
                 state.store.get(&id).await

@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn decodes_every_key_the_generator_makes_with_its_timing() {
         let all = "0123456789*#";
-        let audio = dtmf::tones(all).unwrap();
+        let audio = dtmf::tones(&dtmf::Keys::parse(all).unwrap());
         let keys = detect(&audio);
         let got: String = keys.iter().map(|k| k.key).collect();
         assert_eq!(got, all);
@@ -163,7 +163,7 @@ mod tests {
         let speech = crate::sim::voice::speak("For reservations, press two.");
         let mut audio = speech.clone();
         audio.extend(std::iter::repeat_n(mulaw::SILENCE, 37));
-        audio.extend(dtmf::tones("2#").unwrap());
+        audio.extend(dtmf::tones(&dtmf::Keys::parse("2#").unwrap()));
         let keys = detect(&audio);
         assert_eq!(keys.iter().map(|k| k.key).collect::<String>(), "2#");
         assert!(detect(&speech).is_empty(), "speech is not a key");
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn streaming_in_frames_matches_one_pass() {
-        let audio = dtmf::tones("937").unwrap();
+        let audio = dtmf::tones(&dtmf::Keys::parse("937").unwrap());
         let mut d = DtmfDetector::default();
         let mut keys = Vec::new();
         for frame in audio.chunks(160) {
