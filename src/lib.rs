@@ -16,13 +16,15 @@
 //! - [`crypto`]: a leaf: constant-time comparison of secrets, the TLS provider.
 //! - [`domain`]: the nouns, valid by construction: phone numbers, the
 //!   reservation and its round trip through TwiML parameters, dates people
-//!   type, the outcome, the call record.
+//!   type, the outcome, who answered (AMD), the call record.
 //! - [`twilio`]: REST client, TwiML, Media Stream wire types, signatures.
 //! - [`realtime`]: the OpenAI Realtime (GA) wire types and connection.
-//! - [`agent`]: the brief the model gets and the tools it may call.
-//! - [`call`]: one live call: the bridge between Twilio and the model, and the
-//!   playback bookkeeping behind barge-in.
-//! - [`audio`]: mu-law, DTMF tones and call recordings.
+//! - [`agent`]: every sentence for the model or the callee (the brief, the
+//!   voicemail message, [`agent::Phrases`]) and the tools the model may call.
+//! - [`call`]: one live call: the call core ([`call::state::CallState`], all
+//!   decisions, no I/O, no clock), the session that drives it between Twilio
+//!   and the model, and the playback bookkeeping behind barge-in.
+//! - [`audio`]: mu-law, keypad keys and their tones, call recordings.
 //! - [`store`]: the call store (SQLite) and live call events.
 //! - [`server`]: the HTTP surface, built by [`server::Application::build`] for
 //!   `serve`, `demo` and the tests alike.
