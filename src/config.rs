@@ -455,10 +455,11 @@ impl SettingsArgs {
             })?,
             None => local_timezone(),
         };
-        if !(1..=100).contains(&self.max_party_size) {
+        let largest = crate::domain::PartySize::LARGEST;
+        if !(1..=largest).contains(&self.max_party_size) {
             return Err(ConfigError::Invalid {
                 var: "RESERVOICE_MAX_PARTY_SIZE",
-                problem: "must be between 1 and 100".into(),
+                problem: format!("must be between 1 and {largest}"),
             });
         }
         Ok(Settings {

@@ -16,7 +16,12 @@
 //! - [`crypto`]: a leaf: constant-time comparison of secrets, the TLS provider.
 //! - [`domain`]: the nouns, valid by construction: phone numbers, the
 //!   reservation and its round trip through TwiML parameters, dates people
-//!   type, the outcome, who answered (AMD), the call record.
+//!   type, the restaurant's time zone from its number, the outcome, who
+//!   answered (AMD), the call record.
+//! - [`contract`]: the HTTP contract of `/api/*` shared by the server and its
+//!   clients: the live events of a call and the error bodies.
+//! - [`dialer`]: placing a call (TwiML with the reservation, Twilio's create
+//!   request, the record; a refusal recorded too), whoever asks for it.
 //! - [`twilio`]: REST client, TwiML, Media Stream wire types, signatures.
 //! - [`realtime`]: the OpenAI Realtime (GA) wire types and connection.
 //! - [`agent`]: every sentence for the model or the callee (the brief, the
@@ -41,7 +46,9 @@ pub mod bench;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod crypto;
+pub mod dialer;
 pub mod domain;
 pub mod realtime;
 pub mod server;

@@ -290,3 +290,94 @@ async fn serve_names_the_missing_setting_and_stops_on_sigterm() {
         "the call store lives in the data dir"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_call_exits_4_even_when_the_restaurant_answered() {
+    // The model cannot be reached: the restaurant answers and hears the
+    // apology, the call completes, the outcome is `failed`. A script retries on 4.
+    let rig = Rig::start(RigOptions {
+        realtime_url_override: Some("ws://127.0.0.1:9/v1/realtime".into()),
+        ring_ms: 200,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let out = reservoice(CALL, &rig.server_url).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Call failed — the AI model could not be reached"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("the AI model could not be reached").count(),
+        1,
+        "the reason is told once: {stdout}"
+    );
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_numbers_area_code_sets_the_zone_and_the_first_line_names_it() {
+    let mut lines = HashMap::new();
+    lines.insert("+14155550123".to_string(), Line::Busy);
+    lines.insert("+18005550123".to_string(), Line::Busy);
+    let rig = Rig::start(RigOptions {
+        lines,
+        ring_ms: 100,
+        ..Default::default() // the server's default zone: UTC
+    })
+    .await
+    .unwrap();
+    let without_zone = |to: &'static str| {
+        let mut args: Vec<&str> = CALL[..CALL.len() - 2].to_vec();
+        assert_eq!(CALL[CALL.len() - 2], "--timezone");
+        args[2] = to;
+        args
+    };
+    // San Francisco: resolved in Los Angeles' zone, and said so.
+    let out = reservoice(&without_zone("+14155550123"), &rig.server_url).await;
+    let stdout = text(&out.stdout);
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("Calling Chez Demo (+14155550123) for a table for 4 on")
+            && first.ends_with("at 7 PM (America/Los_Angeles time), under Alex Doe."),
+        "{stdout}"
+    );
+    // Toll-free: anywhere in the US, so the server's default, and why.
+    let out = reservoice(&without_zone("+18005550123"), &rig.server_url).await;
+    let stdout = text(&out.stdout);
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(
+            "(UTC time: the server's default, as this number may be in several time zones; choose with --timezone)"
+        ),
+        "{stdout}"
+    );
+    // --timezone still wins.
+    let mut named = without_zone("+14155550123");
+    named.extend(["--timezone", "Asia/Tokyo"]);
+    let out = reservoice(&named, &rig.server_url).await;
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("at 7 PM (Asia/Tokyo time)"), "{stdout}");
+
+    // Yesterday is in the past (as 2020-01-01 is), not "not a date".
+    for past in ["yesterday", "2020-01-01"] {
+        let mut args = CALL.to_vec();
+        args[8] = past;
+        assert_eq!(CALL[7], "--date");
+        let out = reservoice(&args, &rig.server_url).await;
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("date:") && err.contains("is in the past"),
+            "{err}"
+        );
+    }
+    rig.shutdown().await;
+}

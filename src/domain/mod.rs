@@ -15,4 +15,6 @@ pub use answered_by::AnsweredBy;
 pub use outcome::{Outcome, OutcomeStatus, OutcomeWrite};
 pub use phone::PhoneNumber;
 pub use record::{CallRecord, CallStatus, CallSummary, Speaker, TranscriptLine};
-pub use reservation::{FieldError, Flexibility, PartySize, Reservation, ReservationRequest, Slot};
+pub use reservation::{
+    FieldError, Flexibility, Name, Notes, PartySize, Reservation, ReservationRequest, Slot,
+};

@@ -1,12 +1,13 @@
 //! Who may knock: the bearer token on `/api/*`, and Twilio's request signatures.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
 use super::AppState;
+use crate::contract::ApiError;
 use crate::crypto::constant_time_eq;
 use crate::twilio::signature;
 
@@ -28,7 +29,7 @@ pub async fn require_api_token(
     if constant_time_eq(given.trim(), expected.expose_secret()) {
         next.run(request).await
     } else {
-        (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "missing or wrong API token (Authorization: Bearer …)"}))).into_response()
+        ApiError::unauthorized().into_response()
     }
 }
 

@@ -43,6 +43,17 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// What placing a call needs (`POST /api/calls`, and any other way in).
+    pub fn dialer(&self) -> crate::dialer::Dialer {
+        crate::dialer::Dialer {
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            twilio: self.twilio.clone(),
+            metrics: self.metrics.clone(),
+            draining: self.draining.clone(),
+        }
+    }
+
     /// What a live call session needs.
     pub fn call_context(&self) -> CallContext {
         CallContext {

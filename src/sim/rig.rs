@@ -110,6 +110,8 @@ pub struct Rig {
     pub auth_token: String,
     /// The server's call store URL (to reopen it after the server stopped).
     pub database_url: String,
+    /// The restaurant's zone (the scenario's "tomorrow" is counted there).
+    timezone: Tz,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -227,6 +229,7 @@ impl Rig {
             state,
             auth_token,
             database_url,
+            timezone: options.timezone,
             stop: Some(stop),
             server: Some(server),
             _data_dir: data_dir,
@@ -246,7 +249,9 @@ impl Rig {
             flexibility: Some("30m".into()),
             callback: Some("+12125550199".into()),
             notes: Some("a quiet table if possible".into()),
-            timezone: None,
+            // Named, not guessed from the number: the scenario's date is
+            // "tomorrow" in this zone, whatever zone the number is in.
+            timezone: Some(self.timezone.name().to_string()),
         }
     }
 

@@ -1,16 +1,17 @@
 //! Live events of calls, fanned out to followers (SSE) in this process.
+//!
+//! These are the store's in-process notices of a change; what a follower is
+//! sent over HTTP is `contract::LiveEvent`, made from them by `server::api`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::domain::{CallStatus, Outcome, TranscriptLine};
 
-/// Something that happened on a call, as followers see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// Something that happened on a call, as the store announces it.
+#[derive(Debug, Clone, PartialEq)]
 pub enum CallEvent {
     /// Twilio reported a new status.
     Status {
@@ -35,7 +36,8 @@ pub enum CallEvent {
 }
 
 impl CallEvent {
-    /// The SSE event name.
+    /// A short label for logs and tests (the names on the wire are
+    /// `contract::LiveEvent`'s).
     pub fn name(&self) -> &'static str {
         match self {
             CallEvent::Status { .. } => "status",

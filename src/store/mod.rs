@@ -165,7 +165,7 @@ impl CallStore {
             .bind(&t)
             .bind(status.as_str())
             .bind(reservation.restaurant_phone.as_str())
-            .bind(&reservation.restaurant_name)
+            .bind(reservation.restaurant_name.as_str())
             .bind(json)
             .bind(call_token)
             .execute(&mut *tx)
