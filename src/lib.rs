@@ -33,6 +33,8 @@
 //! - [`store`]: the call store (SQLite) and live call events.
 //! - [`server`]: the HTTP surface, built by [`server::Application::build`] for
 //!   `serve`, `demo` and the tests alike.
+//! - [`web`]: the web page at `/`: every call, one call live (transcript,
+//!   outcome, recording), a form to place one; sign-in with the API token.
 //! - [`sim`]: Twilio, the restaurant and the Realtime API, simulated on
 //!   loopback for `demo` and the tests.
 //! - [`bench`]: the load benchmark behind `reservoice bench` (stand-ins for
@@ -55,3 +57,4 @@ pub mod server;
 pub mod sim;
 pub mod store;
 pub mod twilio;
+pub mod web;

@@ -19,6 +19,20 @@ async fn reservoice(args: &[&str], server: &str) -> Output {
         .expect("the binary runs")
 }
 
+/// Send `signal` (`-TERM`, `-INT`) to a running `reservoice` and wait for its exit code.
+async fn stop(child: &mut tokio::process::Child, signal: &str) -> Option<i32> {
+    let pid = child.id().expect("still running").to_string();
+    std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("kill runs");
+    tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops within 20 s")
+        .expect("exit status")
+        .code()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
@@ -267,16 +281,7 @@ async fn serve_names_the_missing_setting_and_stops_on_sigterm() {
         seen.contains("wss://reservoice.example.com/media-stream"),
         "{seen}"
     );
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(stop(&mut child, "-TERM").await, Some(0));
     let mut rest = String::new();
     use tokio::io::AsyncReadExt;
     let _ = stderr.read_to_string(&mut rest).await;
@@ -380,4 +385,72 @@ async fn the_numbers_area_code_sets_the_zone_and_the_first_line_names_it() {
         );
     }
     rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_web_serves_the_page_with_the_simulated_restaurants_until_ctrl_c() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
+        .args(["demo", "--web", "--port", "0"])
+        .env_remove("OPENAI_API_KEY")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            printed.push_str(&line);
+            printed.push('\n');
+            if let Some(at) = line.find("http://127.0.0.1:") {
+                return Some(line[at..].trim().trim_end_matches('/').to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("no address printed:\n{printed}"));
+    assert!(printed.starts_with("SIMULATION"), "{printed}");
+
+    // The form offers the simulated restaurants; each behaves as labelled.
+    let http = reqwest::Client::new();
+    let form = http.get(format!("{url}/calls/new")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let html = form.text().await.unwrap();
+    assert!(html.contains("Simulated restaurant"), "{html}");
+    let busy_at = html.find("The line is busy").expect("a busy restaurant");
+    let number = html[..busy_at]
+        .rsplit("value=\"")
+        .next()
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let client = reservoice::cli::client::ApiClient::new(&url, None).unwrap();
+    let request = reservoice::domain::ReservationRequest {
+        to: number,
+        restaurant: "Chez Demo".into(),
+        party_size: 4,
+        date: "tomorrow".into(),
+        time: "7pm".into(),
+        name: "Alex Doe".into(),
+        ..Default::default()
+    };
+    let placed = client.create_call(&request).await.unwrap();
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        reservoice::cli::render::follow(&client, &placed.id, true),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        done.outcome.map(|o| o.status),
+        Some(reservoice::domain::OutcomeStatus::Busy)
+    );
+
+    // Ctrl-C stops it.
+    assert_eq!(stop(&mut child, "-INT").await, Some(0));
 }

@@ -52,7 +52,10 @@ impl ClientError {
             }
             ErrorKind::InvalidRequest { errors } => ClientError::Invalid(errors),
             ErrorKind::CallNotPlaced { .. } => ClientError::CallNotPlaced(error.error),
-            ErrorKind::ShuttingDown | ErrorKind::Internal | ErrorKind::Unknown => {
+            ErrorKind::Forbidden
+            | ErrorKind::ShuttingDown
+            | ErrorKind::Internal
+            | ErrorKind::Unknown => {
                 ClientError::Other(format!("the server answered {status}: {}", error.error))
             }
         }

@@ -38,6 +38,10 @@ pub enum ErrorKind {
     },
     /// `401`: the API token is missing or wrong.
     Unauthorized,
+    /// `403`: refused whoever asks this way: a page on another site, a
+    /// signed-in page without its CSRF token, a tokenless server reached by
+    /// a name other than loopback.
+    Forbidden,
     /// `404`: no such call (or no recording of it).
     NotFound,
     /// `503`: the server is draining before it stops and places no new calls.
@@ -63,6 +67,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::CallNotPlaced { .. } => StatusCode::BAD_GATEWAY,
@@ -85,6 +90,14 @@ impl ApiError {
         ApiError {
             error: "missing or wrong API token (Authorization: Bearer …)".into(),
             kind: ErrorKind::Unauthorized,
+        }
+    }
+
+    /// Refused, and `why` (no token will change that).
+    pub fn forbidden(why: impl Into<String>) -> Self {
+        ApiError {
+            error: why.into(),
+            kind: ErrorKind::Forbidden,
         }
     }
 
@@ -140,6 +153,7 @@ impl ApiError {
         }
         let kind = match status {
             StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
+            StatusCode::FORBIDDEN => ErrorKind::Forbidden,
             StatusCode::NOT_FOUND => ErrorKind::NotFound,
             StatusCode::SERVICE_UNAVAILABLE => ErrorKind::ShuttingDown,
             StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
@@ -192,12 +206,14 @@ mod tests {
             ),
             ApiError::call_not_placed("Twilio is unreachable", None, None),
             ApiError::internal("call store: reading a call: disk I/O error"),
+            ApiError::forbidden("missing or wrong CSRF token (X-CSRF-Token)"),
         ];
         // Every kind the server sends is here (the compiler lists new ones).
         for e in &all {
             match e.kind {
                 ErrorKind::InvalidRequest { .. }
                 | ErrorKind::Unauthorized
+                | ErrorKind::Forbidden
                 | ErrorKind::NotFound
                 | ErrorKind::ShuttingDown
                 | ErrorKind::CallNotPlaced { .. }

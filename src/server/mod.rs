@@ -118,6 +118,13 @@ impl Application {
         })
     }
 
+    /// Serve the web page with these options (`demo --web` offers the
+    /// simulated restaurants in its form).
+    pub fn with_web(mut self, web: crate::web::WebOptions) -> Application {
+        self.router = router_with(self.state.clone(), web);
+        self
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -192,6 +199,11 @@ impl Application {
 
 /// The routes (see PRODUCT.md, HTTP surface).
 pub fn router(state: AppState) -> Router {
+    router_with(state, crate::web::WebOptions::default())
+}
+
+/// The routes, with the web page's options.
+fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
     let api = Router::new()
         .route("/calls", post(api::create_call).get(api::list_calls))
         .route("/calls/{id}", get(api::get_call))
@@ -209,16 +221,13 @@ pub fn router(state: AppState) -> Router {
         .route("/media-stream", get(media::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
-        .route(
-            "/",
-            get(|| async { "reservoice is running. See /api/calls, /healthz and /metrics.\n" }),
-        )
+        .with_state(state.clone())
+        .merge(crate::web::routes(state, web))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
-        .with_state(state)
 }
 
 /// The span every HTTP request runs in: its method and path. Not the query

@@ -14,6 +14,7 @@
 //! so nothing here can panic on bad client input.
 
 use crate::sim::scenario::Scenario;
+use crate::sim::switchboard::Switchboard;
 use crate::sim::vad::{Vad, VadEvent};
 use crate::sim::voice;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -73,6 +74,9 @@ struct Shared {
     cursor: Mutex<(usize, usize)>,
     /// Drop the connection after this many `response.done` (one-shot).
     drop_after: Mutex<Option<usize>>,
+    /// When set, each session plays the script of the call it is briefed
+    /// for, and resumes per call (instead of `scenario` and `cursor`).
+    switchboard: std::sync::OnceLock<Arc<Switchboard>>,
 }
 
 /// The running Realtime stand-in: an HTTP/WebSocket server on 127.0.0.1.
@@ -95,6 +99,7 @@ impl RealtimeSim {
             cancel: CancellationToken::new(),
             cursor: Mutex::new((0, 0)),
             drop_after: Mutex::new(None),
+            switchboard: std::sync::OnceLock::new(),
         });
         let app = Router::new()
             .route("/v1/realtime", get(ws_handler))
@@ -122,6 +127,12 @@ impl RealtimeSim {
     /// value to use as the product's Realtime base URL.
     pub fn url(&self) -> String {
         format!("ws://{}/v1/realtime", self.addr)
+    }
+
+    /// From now on, each session plays the script `switchboard` wrote for the
+    /// call its instructions name (several calls, several scenarios). Set once.
+    pub fn use_switchboard(&self, switchboard: Arc<Switchboard>) {
+        let _ = self.shared.switchboard.set(switchboard);
     }
 
     /// Every client event received, per session (in connection order), for assertions.
@@ -192,7 +203,10 @@ async fn ws_handler(
 async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: Option<String>) {
     let (mut tx, mut rx) = socket.split();
     let mut session = Session::new(shared.scenario.clone(), model);
-    {
+    let switchboard = shared.switchboard.get().cloned();
+    // With a switchboard, the call this session serves (known once briefed).
+    let mut seat: Option<String> = None;
+    if switchboard.is_none() {
         let (agent_idx, host_idx) = *lock(&shared.cursor);
         session.agent_idx = agent_idx;
         session.host_idx = host_idx;
@@ -232,7 +246,7 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
                 session = idx,
                 "realtime sim dropping the connection (as asked)"
             );
-            *lock(&shared.cursor) = (session.agent_idx, session.host_idx);
+            leave(&shared, &seat, &session);
             drop(tx);
             drop(rx);
             return;
@@ -255,6 +269,17 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
                     Some(Ok(_)) => continue,
                 };
                 let logged = session.on_text(&text, Instant::now());
+                if let (Some(sb), None) = (&switchboard, &seat) {
+                    let instructions = session.session["instructions"].as_str().unwrap_or("");
+                    if logged["type"] == "session.update" && !instructions.is_empty() {
+                        if let Some(s) = sb.model_joins(instructions) {
+                            info!(session = idx, call = %s.call_sid, scenario = s.scenario.name, "realtime sim session joins its call");
+                            session.scenario = s.scenario;
+                            (session.agent_idx, session.host_idx) = s.resume;
+                            seat = Some(s.call_sid);
+                        }
+                    }
+                }
                 let mut sessions = lock(&shared.sessions);
                 if let Some(log) = sessions.get_mut(idx) {
                     log.client_events.push(logged);
@@ -264,9 +289,19 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
             }
         }
     }
-    *lock(&shared.cursor) = (session.agent_idx, session.host_idx);
+    leave(&shared, &seat, &session);
     info!(session = idx, "realtime sim session closed");
     let _ = tx.close().await;
+}
+
+/// Keep where a closing session stopped, so a reconnection resumes there.
+fn leave(shared: &Shared, seat: &Option<String>, session: &Session) {
+    let at = (session.agent_idx, session.host_idx);
+    match (shared.switchboard.get(), seat) {
+        (Some(sb), Some(call)) => sb.model_leaves(call, at),
+        (Some(_), None) => {}
+        (None, _) => *lock(&shared.cursor) = at,
+    }
 }
 
 /// Random id shaped like OpenAI's: `prefix_` + 21 alphanumerics.

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{Duration, Utc};
@@ -16,11 +17,13 @@ use tokio::sync::oneshot;
 
 use super::realtime::RealtimeSim;
 use super::scenario::{Booking, Scenario};
+use super::switchboard::Switchboard;
 use super::telephone::{Line, TelephoneConfig, TelephoneSim};
 use crate::config::SettingsArgs;
 use crate::domain::ReservationRequest;
 use crate::server::{AppState, Application};
 use crate::store::CallStore;
+use crate::web::{DemoForm, DemoRestaurant, WebOptions};
 
 /// Which conversation the restaurant and the stand-in model play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +39,19 @@ pub enum ScenarioKind {
     /// An answering machine answers: greeting, beep, then Twilio's async AMD
     /// callback (`machine_end_beep`).
     Voicemail,
+}
+
+impl ScenarioKind {
+    /// The script of this conversation for `booking`.
+    pub fn script(self, booking: &Booking) -> Scenario {
+        match self {
+            ScenarioKind::Booked => Scenario::booked(booking),
+            ScenarioKind::Alternative => Scenario::alternative(booking),
+            ScenarioKind::BargeIn => Scenario::barge_in(booking),
+            ScenarioKind::Menu => Scenario::menu(booking),
+            ScenarioKind::Voicemail => Scenario::voicemail(booking),
+        }
+    }
 }
 
 /// How to build the rig.
@@ -69,6 +85,12 @@ pub struct RigOptions {
     pub voicemail: crate::config::VoicemailPolicy,
     /// Record calls (`--record`).
     pub record: bool,
+    /// Several simulated restaurants, one per scenario (plus a busy line and
+    /// one nobody answers), each call scripted for the reservation it
+    /// carries; the web page's form offers them (`demo --web`).
+    pub restaurants: bool,
+    /// Listen on this loopback port (0: any free port; a taken one falls back to any).
+    pub port: u16,
 }
 
 impl Default for RigOptions {
@@ -88,6 +110,8 @@ impl Default for RigOptions {
             server_auth_token_override: None,
             voicemail: crate::config::VoicemailPolicy::Leave,
             record: false,
+            restaurants: false,
+            port: 0,
         }
     }
 }
@@ -117,6 +141,35 @@ pub struct Rig {
     _data_dir: tempfile::TempDir,
 }
 
+/// What the web page offers in a simulated world: the restaurants to call
+/// and a reservation that suits their recorded hosts.
+fn demo_page(switchboard: &Switchboard, booking: &Booking) -> WebOptions {
+    WebOptions {
+        demo: Some(DemoForm {
+            restaurants: switchboard
+                .restaurants()
+                .iter()
+                .map(|r| DemoRestaurant {
+                    number: r.number.clone(),
+                    label: r.label.to_string(),
+                })
+                .collect(),
+            example: ReservationRequest {
+                to: RESTAURANT_NUMBER.into(),
+                restaurant: booking.restaurant.clone(),
+                party_size: i64::from(booking.party_size),
+                date: "tomorrow".into(),
+                time: "7pm".into(),
+                name: booking.name.clone(),
+                flexibility: Some("30m".into()),
+                callback: Some("+12125550199".into()),
+                notes: None,
+                timezone: None,
+            },
+        }),
+    }
+}
+
 /// The simulated restaurant's number.
 pub const RESTAURANT_NUMBER: &str = "+12125550123";
 
@@ -136,14 +189,10 @@ impl Rig {
             spoken_date: tomorrow.format("%A %-d %B").to_string(),
             name: "Alex Doe".into(),
         };
-        let scenario = match options.scenario {
-            ScenarioKind::Booked => Scenario::booked(&booking),
-            ScenarioKind::Alternative => Scenario::alternative(&booking),
-            ScenarioKind::BargeIn => Scenario::barge_in(&booking),
-            ScenarioKind::Menu => Scenario::menu(&booking),
-            ScenarioKind::Voicemail => Scenario::voicemail(&booking),
-        };
-        let scenario = options.custom_scenario.clone().unwrap_or(scenario);
+        let scenario = options
+            .custom_scenario
+            .clone()
+            .unwrap_or_else(|| options.scenario.script(&booking));
         let mut lines = options.lines.clone();
         if options.scenario == ScenarioKind::Voicemail {
             lines
@@ -174,9 +223,12 @@ impl Rig {
             ring_ms: options.ring_ms,
         })
         .await?;
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("cannot bind a loopback port")?;
+        let listener = match TcpListener::bind(("127.0.0.1", options.port)).await {
+            Ok(l) => l,
+            Err(_) => TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("cannot bind a loopback port")?,
+        };
         let server_addr = listener.local_addr()?;
         let server_url = format!("http://{server_addr}");
         let args = SettingsArgs {
@@ -214,7 +266,19 @@ impl Rig {
         };
         let settings = args.resolve().context("simulated settings")?;
         let database_url = settings.database_url.clone();
-        let app = Application::build(settings, Some(listener)).await?;
+        let mut app = Application::build(settings, Some(listener)).await?;
+        if options.restaurants {
+            let switchboard = Arc::new(Switchboard::demo(
+                RESTAURANT_NUMBER,
+                options.scenario,
+                booking.clone(),
+            ));
+            phone.use_switchboard(switchboard.clone());
+            if let Some(model) = &model {
+                model.use_switchboard(switchboard.clone());
+            }
+            app = app.with_web(demo_page(&switchboard, &booking));
+        }
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
@@ -253,6 +317,18 @@ impl Rig {
             // "tomorrow" in this zone, whatever zone the number is in.
             timezone: Some(self.timezone.name().to_string()),
         }
+    }
+
+    /// [`Rig::request`] resolved now, as the server would (to store calls directly).
+    pub fn reservation(&self) -> anyhow::Result<crate::domain::Reservation> {
+        let rules = crate::domain::reservation::RequestRules {
+            default_timezone: self.state.settings.timezone,
+            max_party_size: self.state.settings.max_party_size,
+            dial_policy: self.state.settings.dial_policy.clone(),
+        };
+        self.request()
+            .into_reservation(&rules, Utc::now())
+            .map_err(|errors| anyhow::anyhow!("the rig's own request is invalid: {errors:?}"))
     }
 
     /// The call store.

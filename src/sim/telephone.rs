@@ -14,6 +14,7 @@
 
 use crate::audio::mulaw;
 use crate::sim::scenario::{host_audio, Cue, Scenario};
+use crate::sim::switchboard::Switchboard;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -151,6 +152,8 @@ struct Shared {
     auth_token: String,
     scenario: Scenario,
     lines: HashMap<String, Line>,
+    /// When set, numbers and scripts come from here (several restaurants).
+    switchboard: std::sync::OnceLock<Arc<Switchboard>>,
     ring_ms: u64,
     calls: Mutex<Vec<CallEntry>>,
     http: reqwest::Client,
@@ -182,6 +185,7 @@ impl TelephoneSim {
             auth_token: config.auth_token,
             scenario: config.scenario,
             lines: config.lines,
+            switchboard: std::sync::OnceLock::new(),
             ring_ms: config.ring_ms,
             calls: Mutex::new(Vec::new()),
             http,
@@ -208,6 +212,13 @@ impl TelephoneSim {
             shared,
             server,
         })
+    }
+
+    /// From now on, each number behaves as `switchboard` says and each
+    /// answered call follows the script it writes for that call (instead of
+    /// the one scenario and `lines` of the config). Set once.
+    pub fn use_switchboard(&self, switchboard: Arc<Switchboard>) {
+        let _ = self.shared.switchboard.set(switchboard);
     }
 
     /// `http://127.0.0.1:PORT`, what the product uses as `TWILIO_API_BASE`.
@@ -844,10 +855,12 @@ async fn run_call(
     cb.send(&shared, &snapshot(&shared), "ringing", "ringing", &[])
         .await;
 
+    let to = snapshot(&shared).to;
     let line = shared
-        .lines
-        .get(&snapshot(&shared).to)
-        .cloned()
+        .switchboard
+        .get()
+        .and_then(|sb| sb.line(&to))
+        .or_else(|| shared.lines.get(&to).cloned())
         .unwrap_or(Line::Answer);
     let ring = if matches!(line, Line::Fail) {
         0
@@ -890,6 +903,9 @@ async fn run_call(
         (url, who)
     });
     let ended_by = run_stream(&shared, &sid, &params.twiml, &mut control, amd).await;
+    if let Some(sb) = shared.switchboard.get() {
+        sb.disconnect(&sid);
+    }
     let secs = answered_at.elapsed().as_millis().div_ceil(1000) as u64;
     finish(&shared, &sid, &mut cb, "completed", ended_by, secs, "200").await;
 }
@@ -1233,6 +1249,15 @@ async fn run_stream(
         }
     };
 
+    // The script is chosen before `start` is sent: the product briefs its
+    // model only after reading `start`, and the model stand-in looks the call up.
+    let scenario = match shared.switchboard.get() {
+        Some(sb) => {
+            let to = update(shared, sid, |c| c.to.clone()).unwrap_or_default();
+            sb.connect(sid, &to, &stream.parameters)
+        }
+        None => shared.scenario.clone(),
+    };
     let custom: serde_json::Map<String, Value> = stream
         .parameters
         .iter()
@@ -1276,7 +1301,7 @@ async fn run_stream(
 
     let mut interval = tokio::time::interval(Duration::from_millis(FRAME_MS));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let scenario = &shared.scenario;
+    let scenario = &scenario;
     loop {
         tokio::select! {
             _ = interval.tick() => {

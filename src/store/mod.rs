@@ -8,6 +8,7 @@
 //! every second for changes made by another instance (`server::api`).
 
 mod events;
+mod page;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 pub use events::{CallEvent, EventHub};
+pub use page::{CallPage, ListedCall, PageCursor};
 
 use crate::domain::{
     AnsweredBy, CallRecord, CallStatus, CallSummary, Outcome, OutcomeStatus, OutcomeWrite,
@@ -244,25 +246,7 @@ impl CallStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("listing calls"))?;
-        rows.iter()
-            .map(|r| {
-                let id: String = r.get("id");
-                let outcome: Option<String> = r.get("outcome");
-                let outcome = outcome
-                    .and_then(|o| serde_json::from_str::<Outcome>(&o).ok())
-                    .map(|o| o.status);
-                Ok(CallSummary {
-                    created_at: parse_time(&id, "created_at", Some(r.get("created_at")))?
-                        .unwrap_or_default(),
-                    restaurant: r.get("restaurant"),
-                    to: r.get("to_number"),
-                    status: CallStatus::parse(&r.get::<String, _>("status"))
-                        .unwrap_or(CallStatus::Failed),
-                    outcome,
-                    id,
-                })
-            })
-            .collect()
+        rows.iter().map(page::summary_from_row).collect()
     }
 
     /// Apply a Twilio status. Callbacks can arrive out of order or twice: a
@@ -589,7 +573,8 @@ mod tests {
         (CallStore::open(&url).await.unwrap(), dir)
     }
 
-    fn reservation() -> Reservation {
+    /// A valid reservation (the page tests use it too).
+    pub(super) fn reservation() -> Reservation {
         ReservationRequest {
             to: "+12125550123".into(),
             restaurant: "Chez Demo".into(),
