@@ -15,17 +15,21 @@
 //!   Twilio is given (and so of every URL its signatures are checked against).
 //! - [`crypto`]: a leaf: constant-time comparison of secrets, the TLS provider.
 //! - [`domain`]: the nouns, valid by construction: phone numbers, the
-//!   reservation and its round trip through TwiML parameters, dates people
-//!   type, the restaurant's time zone from its number, the outcome, who
-//!   answered (AMD), the call record.
+//!   reservation and its round trip through TwiML parameters, what marks a
+//!   later stream of the same call, dates people type, the restaurant's time
+//!   zone and language from its number, dates and times said in that
+//!   language, the outcome, who answered (AMD), the call record.
 //! - [`contract`]: the HTTP contract of `/api/*` shared by the server and its
 //!   clients: the live events of a call and the error bodies.
 //! - [`dialer`]: placing a call (TwiML with the reservation, Twilio's create
 //!   request, the record; a refusal recorded too), whoever asks for it.
-//! - [`twilio`]: REST client, TwiML, Media Stream wire types, signatures.
+//! - [`phrases`]: what the restaurant hears from the server itself (apologies,
+//!   disclosure, voicemail message, the brief's language rule), per language.
+//! - [`twilio`]: REST client, TwiML (the stream, the key press, the
+//!   apology), Media Stream wire types, signatures.
 //! - [`realtime`]: the OpenAI Realtime (GA) wire types and connection.
-//! - [`agent`]: every sentence for the model or the callee (the brief, the
-//!   voicemail message, [`agent::Phrases`]) and the tools the model may call.
+//! - [`agent`]: what the model is told (the brief, [`agent::Prompts`]) and the
+//!   tools it may call.
 //! - [`call`]: one live call: the call core ([`call::state::CallState`], all
 //!   decisions, no I/O, no clock), the session that drives it between Twilio
 //!   and the model, and the playback bookkeeping behind barge-in.
@@ -52,6 +56,7 @@ pub mod contract;
 pub mod crypto;
 pub mod dialer;
 pub mod domain;
+pub mod phrases;
 pub mod realtime;
 pub mod server;
 pub mod sim;

@@ -295,6 +295,7 @@ async fn silence_ends_the_call_politely() {
         host: vec![],
         agent: vec![],
         on_system: None,
+        language: None,
     };
     let rig = Rig::start(RigOptions {
         custom_scenario: Some(silent),

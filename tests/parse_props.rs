@@ -12,7 +12,7 @@ use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use reservoice::agent::ToolCall;
 use reservoice::domain::reservation::RequestRules;
-use reservoice::domain::{Reservation, ReservationRequest};
+use reservoice::domain::{Reservation, ReservationRequest, StreamContinuation};
 use reservoice::realtime::ServerEvent;
 use reservoice::twilio::stream::StreamEvent;
 use reservoice::twilio::{signature, twiml};
@@ -255,6 +255,28 @@ proptest! {
         ".{0,30}", 0..12)) {
         let params: HashMap<String, String> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let _ = Reservation::from_parameters(&params, 20);
+    }
+
+    #[test]
+    fn continuation_parameters_never_panic(params in prop::collection::hash_map(
+        prop::sample::select(vec!["stream_number", "call_clock_ms", "updated_at", "call_token", "other"]),
+        prop_oneof![".{0,30}", "[0-9]{1,25}", "2026-11-[0-9]{2}T[0-9:.]{0,14}Z?"], 0..5)) {
+        let params: HashMap<String, String> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        if let Ok(Some(c)) = StreamContinuation::from_parameters(&params) {
+            // Whatever is accepted is a later stream, and reads back the same.
+            prop_assert!(c.stream_number >= 2);
+            let again: HashMap<String, String> = c.to_parameters().into_iter().collect();
+            prop_assert_eq!(StreamContinuation::from_parameters(&again), Ok(Some(c.clone())));
+            let _ = c.call_clock_at(Utc::now());
+        }
+    }
+
+    #[test]
+    fn play_digits_never_panic_and_only_hold_what_twilio_plays(digits in ".{0,40}") {
+        if let Ok(d) = twiml::PlayDigits::parse(&digits) {
+            prop_assert!(d.as_str().chars().all(|c| twiml::PLAYABLE_KEYS.contains(c) || c == 'w' || c == 'W'));
+            prop_assert!(!d.keys().is_empty());
+        }
     }
 
     #[test]

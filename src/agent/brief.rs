@@ -1,5 +1,4 @@
-//! The texts built from the reservation alone: the agent's instructions for
-//! one call, and the message it leaves on an answering machine.
+//! The agent's instructions for one call, built from the reservation alone.
 
 use chrono::{DateTime, Utc};
 
@@ -101,24 +100,6 @@ How to behave:\n\
     }
 }
 
-/// The system message that makes the agent leave its message after the beep:
-/// who is calling, for whom, the requested slot, the callback number if any,
-/// and that nothing was booked.
-pub fn voicemail_message(r: &Reservation) -> String {
-    let callback = match &r.callback {
-        Some(cb) => format!(" Give the callback number {}, digit by digit.", cb.as_str()),
-        None => String::new(),
-    };
-    format!(
-        "An answering machine took this call and its beep has sounded: no person is listening. Leave one short voicemail message now, in one turn, then stop: say you are an automated assistant calling on behalf of {name} to book a table for {party} at \"{restaurant}\" on {date} at {time}.{callback} Say clearly that no booking has been made yet. End with a short goodbye. Do not ask questions and do not call any tool.",
-        name = r.customer_name,
-        party = r.party_size.get(),
-        restaurant = r.restaurant_name,
-        date = r.slot.spoken_date(),
-        time = r.slot.spoken_time(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,23 +171,6 @@ mod tests {
         assert!(t.contains("calling on behalf of Alex Doe, and that the call is recorded"));
         assert!(t.contains("do not leave a message"));
         assert!(!t.contains("wait for the beep"));
-    }
-
-    #[test]
-    fn the_voicemail_message_says_who_for_whom_when_and_that_nothing_was_booked() {
-        let m = voicemail_message(&reservation(None, Some("+15557654321")));
-        for want in [
-            "automated assistant",
-            "Alex Doe",
-            "table for 4",
-            "Chez Demo",
-            "Wednesday 25 November",
-            "7 PM",
-            "+15557654321",
-            "no booking has been made",
-        ] {
-            assert!(m.contains(want), "{want}: {m}");
-        }
     }
 
     #[test]

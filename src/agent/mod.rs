@@ -1,16 +1,16 @@
-//! What the agent is told and what it may do: the brief and the voicemail
-//! message built from a reservation, every other sentence the server says or
-//! tells the model ([`Phrases`]), and the tools (`finish_call`, `send_dtmf`)
-//! with their schemas and the parsing of the model's calls to them.
+//! What the agent is told and what it may do: the brief built from a
+//! reservation, what the model is told during the call ([`Prompts`]), and
+//! the tools (`finish_call`, `send_dtmf`) with their schemas and the parsing
+//! of the model's calls to them.
 //!
-//! No sentence meant for the model or the callee is written anywhere else,
-//! so a call in another language needs another brief and `Phrases`, not a
-//! change to the call core.
+//! With [`crate::phrases`] (what the restaurant hears from the server
+//! itself, in the call's language) these are every sentence of a call: the
+//! call core writes none of its own.
 
 pub mod brief;
-pub mod phrases;
+pub mod prompts;
 pub mod tools;
 
 pub use brief::{Brief, BriefOptions};
-pub use phrases::Phrases;
+pub use prompts::Prompts;
 pub use tools::{ToolCall, ToolError};

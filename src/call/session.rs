@@ -22,10 +22,11 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::state::{Action, CallSetup, CallState, Input, Phase, Write};
 use super::{voicemail, CallContext};
-use crate::agent::{brief, phrases, tools, Brief};
+use crate::agent::{prompts, tools, Brief};
 use crate::audio::recording::{self, Recorder};
 use crate::domain::reservation::ParameterError;
-use crate::domain::{AnsweredBy, Outcome, OutcomeStatus, OutcomeWrite, Reservation};
+use crate::domain::{AnsweredBy, Language, Outcome, OutcomeStatus, OutcomeWrite, Reservation};
+use crate::phrases::{CallFacts, Phrases};
 use crate::realtime::{self, RealtimeConnection};
 use crate::twilio::stream::{self as ts, StreamEvent};
 
@@ -156,7 +157,9 @@ async fn run_call(
     }
 
     let (writes, writer) = spawn_writer(ctx.clone(), call_sid.clone());
-    let phrases = &phrases::ENGLISH;
+    // What the restaurant hears from the server itself. English for now: the
+    // call's own language is chosen by the language work (issue 12).
+    let spoken = Phrases::new(Language::ENGLISH);
     let brief = Brief::with_options(
         &reservation,
         Utc::now(),
@@ -175,7 +178,7 @@ async fn run_call(
                 Outcome::bare(OutcomeStatus::Failed, Some(why)),
                 OutcomeWrite::Fallback,
             ));
-            apologise_and_hang_up(&ctx, &call_sid, phrases.apology_technical).await;
+            apologise_and_hang_up(&ctx, &call_sid, spoken.apology_technical()).await;
             drop(writes);
             let _ = writer.await;
             return;
@@ -195,8 +198,15 @@ async fn run_call(
             timings: ctx.settings.timings.clone(),
             voicemail: ctx.settings.voicemail,
             record: recorder.is_some(),
-            phrases,
-            voicemail_message: brief::voicemail_message(&reservation),
+            voicemail_message: spoken.voicemail_instructions(&CallFacts {
+                customer: reservation.customer_name.as_str(),
+                restaurant: reservation.restaurant_name.as_str(),
+                party_size: reservation.party_size.get(),
+                slot: &reservation.slot,
+                callback: reservation.callback.as_ref().map(|c| c.as_str()),
+            }),
+            spoken,
+            prompts: &prompts::ENGLISH,
         },
         Instant::now(),
     );

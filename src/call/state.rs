@@ -31,11 +31,12 @@ use tracing::{debug, info, warn};
 use super::playback::{Echo, Playback};
 use super::voicemail::MESSAGE_TIMEOUT;
 use crate::agent::tools::ToolCall;
-use crate::agent::Phrases;
+use crate::agent::Prompts;
 use crate::audio::dtmf::{self, Key, Keys};
 use crate::audio::recording::Audio;
 use crate::config::{CallTimings, VoicemailPolicy};
 use crate::domain::{AnsweredBy, Outcome, OutcomeStatus, OutcomeWrite, Speaker, TranscriptLine};
+use crate::phrases::Phrases;
 use crate::realtime::events::{self as rt, ResponseRef, ServerEvent};
 use crate::twilio::stream::{self as ts, StreamEvent};
 
@@ -64,11 +65,13 @@ pub struct CallSetup {
     pub voicemail: VoicemailPolicy,
     /// `--record`: hand the audio to the recorder ([`Action::Record`]).
     pub record: bool,
-    /// Every sentence the server says or tells the model, in the call's
-    /// language.
-    pub phrases: &'static Phrases,
-    /// What the agent leaves on an answering machine (a system message for
-    /// the model, built from the reservation).
+    /// What the restaurant hears from the server itself (the apologies), in
+    /// the call's language.
+    pub spoken: Phrases,
+    /// What the model is told during the call.
+    pub prompts: &'static Prompts,
+    /// The system message that makes the model leave the voicemail message
+    /// (built from the reservation, in the call's language).
     pub voicemail_message: String,
 }
 
@@ -111,7 +114,8 @@ pub enum Action {
     Record(Audio),
     /// Ask Twilio (REST) to end the call, without waiting for the answer.
     HangUp,
-    /// Replace the call's TwiML with this spoken apology and a hang-up.
+    /// Replace the call's TwiML with this spoken apology and a hang-up (in
+    /// the call's language: [`Phrases`]).
     Apologise(&'static str),
     /// Open a new model session with the same brief, then report
     /// [`Input::ModelReconnected`] or [`Input::ModelReconnectFailed`].
@@ -481,9 +485,9 @@ impl CallState {
     /// is told (it cannot hear tones as words).
     fn on_callee_key(&mut self, key: Key, out: &mut Vec<Action>) {
         info!(digit = %key, "the callee pressed a key");
-        let phrases = self.setup.phrases;
-        self.write_line(Speaker::Callee, phrases.pressed(key), self.clock_ms, out);
-        let note = phrases.callee_pressed(key);
+        let prompts = self.setup.prompts;
+        self.write_line(Speaker::Callee, prompts.pressed(key), self.clock_ms, out);
+        let note = prompts.callee_pressed(key);
         out.push(Action::Model(rt::text_item("user", &note)));
     }
 
@@ -822,7 +826,7 @@ impl CallState {
         if !self.handled_tool_calls.insert(call_id.to_string()) {
             return;
         }
-        let phrases = self.setup.phrases;
+        let prompts = self.setup.prompts;
         // After keys are pressed the agent waits for the line to speak, so no reply is asked for.
         let mut reply = true;
         let output = match ToolCall::parse(name, arguments) {
@@ -841,14 +845,14 @@ impl CallState {
                     }
                     (false, _) => {
                         self.start_finishing(now + self.setup.timings.goodbye_timeout);
-                        json!({"recorded": true, "next": phrases.say_goodbye_now})
+                        json!({"recorded": true, "next": prompts.say_goodbye_now})
                     }
                 }
             }
             Ok(ToolCall::SendDtmf(keys)) => {
                 self.press_keys(&keys, out);
                 reply = false;
-                json!({"done": true, "pressed": keys.to_string(), "next": phrases.keys_played_wait})
+                json!({"done": true, "pressed": keys.to_string(), "next": prompts.keys_played_wait})
             }
             Err(e) => {
                 warn!(tool = %name, error = %e, "the model called a tool wrongly");
@@ -899,7 +903,7 @@ impl CallState {
         // The keys go on the transcript too, where they play (after any
         // speech still queued at Twilio).
         let at_ms = self.clock_ms + self.playback.unplayed_ms(self.clock_ms);
-        let line = self.setup.phrases.pressed(keys);
+        let line = self.setup.prompts.pressed(keys);
         self.write_line(Speaker::Agent, line, at_ms, out);
         let mark_name = self.playback.audio_sent(&item_id, bytes, self.clock_ms);
         self.playback.audio_done(&item_id);
@@ -919,12 +923,12 @@ impl CallState {
         if !who.is_machine() || !matches!(self.phase, Phase::Greeting { .. } | Phase::Talking) {
             return;
         }
-        let phrases = self.setup.phrases;
+        let prompts = self.setup.prompts;
         if !who.is_certain_machine() {
             // Could be a phone menu: let the agent judge from what it hears.
             out.push(Action::Model(rt::text_item(
                 "system",
-                phrases.machine_maybe,
+                prompts.machine_maybe,
             )));
             return;
         }
@@ -957,7 +961,7 @@ impl CallState {
             "system",
             &self.setup.voicemail_message,
         )));
-        self.ask_for_reply(Some(phrases.leave_message_now), out);
+        self.ask_for_reply(Some(prompts.leave_message_now), out);
     }
 
     /// Once the goodbye has been sent and every mark has come back, hang up
@@ -1021,7 +1025,7 @@ impl CallState {
         self.active_response = None;
         self.replies.clear();
         self.create_after_done = false;
-        let restore = self.setup.phrases.restore(&self.history);
+        let restore = self.setup.prompts.restore(&self.history);
         out.push(Action::Model(rt::text_item("system", &restore)));
         if matches!(self.phase, Phase::Greeting { .. } | Phase::Talking) {
             out.push(Action::Model(rt::response_create(None)));
@@ -1043,7 +1047,7 @@ impl CallState {
             End::Shutdown => warn!("ending the call politely: the server is shutting down"),
         }
         self.flush_pending_lines(true, out);
-        let phrases = self.setup.phrases;
+        let spoken = self.setup.spoken;
         let (reason, apology) = match end {
             End::ModelLost(why) => {
                 out.push(Action::Store(Write::Error(format!(
@@ -1051,16 +1055,16 @@ impl CallState {
                 ))));
                 (
                     "the AI model connection dropped mid-call".to_string(),
-                    Some(phrases.apology_technical),
+                    Some(spoken.apology_technical()),
                 )
             }
             End::Limit(why) => (
                 format!("the call was ended: {why}"),
-                Some(phrases.apology_limit),
+                Some(spoken.apology_limit()),
             ),
             End::Shutdown => (
                 "the call was ended because the server shut down".to_string(),
-                Some(phrases.apology_technical),
+                Some(spoken.apology_shutdown()),
             ),
             End::Stopped | End::TwilioClosed => (
                 "the call ended before the agent reported an outcome".to_string(),

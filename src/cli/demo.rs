@@ -75,6 +75,7 @@ pub async fn run(args: DemoArgs) -> i32 {
 /// `demo --web`: the server with its page, the simulated telephone network
 /// with one restaurant per scenario, until Ctrl-C.
 async fn run_web(args: DemoArgs, real_model: bool) -> i32 {
+    let stop = super::serve::shutdown_signal();
     let options = RigOptions {
         restaurants: true,
         record: true,
@@ -93,7 +94,7 @@ async fn run_web(args: DemoArgs, real_model: bool) -> i32 {
         agent_words(real_model)
     );
     println!("Press Ctrl-C to stop.");
-    super::serve::shutdown_signal().await;
+    stop.await;
     rig.shutdown().await;
     exit::BOOKED
 }

@@ -478,6 +478,16 @@ pub mod param {
     /// Not part of the reservation but beside it: the per-call secret the
     /// stream must present, checked against the call store.
     pub const CALL_TOKEN: &str = "call_token";
+    /// Beside them on a stream that continues a call after Twilio pressed
+    /// keys ([`crate::domain::StreamContinuation`]): which stream of the call
+    /// it is (2, 3, …).
+    pub const STREAM_NUMBER: &str = "stream_number";
+    /// The call's clock (ms) when the call was updated.
+    pub const CALL_CLOCK_MS: &str = "call_clock_ms";
+    /// When the call was updated (RFC 3339, UTC).
+    pub const UPDATED_AT: &str = "updated_at";
+    /// Every continuation parameter: a stream carries all of them or none.
+    pub const CONTINUATION: [&str; 3] = [STREAM_NUMBER, CALL_CLOCK_MS, UPDATED_AT];
 }
 
 /// Why custom parameters could not be turned back into a reservation.

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::realtime::RealtimeSim;
 use super::scenario::{Booking, Scenario};
 use super::switchboard::Switchboard;
-use super::telephone::{Line, TelephoneConfig, TelephoneSim};
+use super::telephone::{KeyPressUpdate, Line, TelephoneConfig, TelephoneSim};
 use crate::config::SettingsArgs;
 use crate::domain::ReservationRequest;
 use crate::server::{AppState, Application};
@@ -39,6 +39,11 @@ pub enum ScenarioKind {
     /// An answering machine answers: greeting, beep, then Twilio's async AMD
     /// callback (`machine_end_beep`).
     Voicemail,
+    /// A restaurant in France (a +33 number) whose host speaks French; the
+    /// stand-in model refuses a brief that does not ask for French. Hidden
+    /// from `--help` until the call's language is wired into the live call.
+    #[value(hide = true)]
+    French,
 }
 
 impl ScenarioKind {
@@ -50,6 +55,7 @@ impl ScenarioKind {
             ScenarioKind::BargeIn => Scenario::barge_in(booking),
             ScenarioKind::Menu => Scenario::menu(booking),
             ScenarioKind::Voicemail => Scenario::voicemail(booking),
+            ScenarioKind::French => Scenario::french(booking),
         }
     }
 }
@@ -91,6 +97,10 @@ pub struct RigOptions {
     pub restaurants: bool,
     /// Listen on this loopback port (0: any free port; a taken one falls back to any).
     pub port: u16,
+    /// How the server presses keys (`--dtmf`).
+    pub dtmf: crate::config::DtmfMode,
+    /// What the simulated Twilio does with a call update that presses keys.
+    pub key_press_update: KeyPressUpdate,
 }
 
 impl Default for RigOptions {
@@ -112,6 +122,8 @@ impl Default for RigOptions {
             record: false,
             restaurants: false,
             port: 0,
+            dtmf: crate::config::DtmfMode::default(),
+            key_press_update: KeyPressUpdate::default(),
         }
     }
 }
@@ -128,6 +140,8 @@ pub struct Rig {
     pub model: Option<RealtimeSim>,
     /// The reservation facts the scenario expects.
     pub booking: Booking,
+    /// The restaurant's number (E.164): French for the French scenario.
+    pub restaurant_number: &'static str,
     /// The server's state (its call store).
     pub state: AppState,
     /// The Twilio auth token the world shares (to sign forged requests in tests).
@@ -172,6 +186,9 @@ fn demo_page(switchboard: &Switchboard, booking: &Booking) -> WebOptions {
 
 /// The simulated restaurant's number.
 pub const RESTAURANT_NUMBER: &str = "+12125550123";
+/// The simulated French restaurant's number (Paris; in the 01 99 00 range
+/// France keeps for fiction).
+pub const FRENCH_RESTAURANT_NUMBER: &str = "+33199001234";
 
 impl Rig {
     /// Start everything on loopback ports chosen by the OS.
@@ -193,10 +210,14 @@ impl Rig {
             .custom_scenario
             .clone()
             .unwrap_or_else(|| options.scenario.script(&booking));
+        let restaurant_number = match options.scenario {
+            ScenarioKind::French => FRENCH_RESTAURANT_NUMBER,
+            _ => RESTAURANT_NUMBER,
+        };
         let mut lines = options.lines.clone();
         if options.scenario == ScenarioKind::Voicemail {
             lines
-                .entry(RESTAURANT_NUMBER.to_string())
+                .entry(restaurant_number.to_string())
                 .or_insert(Line::Voicemail);
         }
         let model_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
@@ -221,6 +242,7 @@ impl Rig {
             scenario,
             lines,
             ring_ms: options.ring_ms,
+            key_press_update: options.key_press_update.clone(),
         })
         .await?;
         let listener = match TcpListener::bind(("127.0.0.1", options.port)).await {
@@ -263,6 +285,7 @@ impl Rig {
             drain_secs: options.drain_secs,
             voicemail: options.voicemail,
             record: options.record,
+            dtmf: options.dtmf,
         };
         let settings = args.resolve().context("simulated settings")?;
         let database_url = settings.database_url.clone();
@@ -290,6 +313,7 @@ impl Rig {
             phone,
             model,
             booking,
+            restaurant_number,
             state,
             auth_token,
             database_url,
@@ -304,7 +328,7 @@ impl Rig {
     /// (tomorrow at 7pm, 4 people, 30 minutes of flexibility).
     pub fn request(&self) -> ReservationRequest {
         ReservationRequest {
-            to: RESTAURANT_NUMBER.into(),
+            to: self.restaurant_number.into(),
             restaurant: self.booking.restaurant.clone(),
             party_size: i64::from(self.booking.party_size),
             date: "tomorrow".into(),

@@ -13,7 +13,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::agent::phrases::ENGLISH;
+use crate::agent::prompts;
+use crate::domain::Language;
 
 /// The stream id every test call has.
 const SID: &str = "MZ1";
@@ -243,7 +244,8 @@ fn setup() -> CallSetup {
         timings: CallTimings::default(),
         voicemail: VoicemailPolicy::Leave,
         record: false,
-        phrases: &ENGLISH,
+        spoken: Phrases::new(Language::ENGLISH),
+        prompts: &prompts::ENGLISH,
         voicemail_message: MESSAGE.into(),
     }
 }

@@ -1,25 +1,22 @@
-//! Every fixed sentence the server says on the line or tells the model
-//! during a call, in one place and one language per value.
+//! What the model is told during a call, beyond its brief: the next step
+//! after each tool, the nudge to leave the voicemail message, the unsure
+//! answering-machine hint, the restaurant's key presses, the conversation
+//! restored after a reconnect; and how key presses read on the transcript.
 //!
-//! The call core never writes a sentence of its own: it gets a [`Phrases`]
-//! and uses its fields. What depends on the reservation (the brief, the
-//! voicemail message) is built in `brief.rs`. Speaking the restaurant's
-//! language means another `Phrases` value (and brief), not a change to the
-//! core.
+//! The call core never writes a sentence of its own: it gets these
+//! [`Prompts`] and, for what the restaurant hears from the server itself
+//! (the apologies, the voicemail message), the call's
+//! [`crate::phrases::Phrases`]. Prompts stay in English, the language the
+//! model follows best, whatever language the call is in (as the brief does).
 
 use std::fmt::Display;
 
 use crate::domain::Speaker;
 
-/// The sentences of one language. Templates name their blank in braces
-/// (`{key}`, `{keys}`), so a translation can put it where its grammar wants.
+/// The prompts of one language. Templates name their blank in braces
+/// (`{key}`, `{keys}`), so another wording can put it where it wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Phrases {
-    /// Spoken to the callee (TwiML `<Say>`) when the call must end for a
-    /// technical reason (model lost, server shutting down).
-    pub apology_technical: &'static str,
-    /// Spoken to the callee when a limit (call length, silence) ends the call.
-    pub apology_limit: &'static str,
+pub struct Prompts {
     /// The "next" of `finish_call`'s output: what the agent does now.
     pub say_goodbye_now: &'static str,
     /// The "next" of `send_dtmf`'s output.
@@ -43,9 +40,7 @@ pub struct Phrases {
 }
 
 /// English.
-pub static ENGLISH: Phrases = Phrases {
-    apology_technical: "Sorry, we are having a technical problem and will call back later. Goodbye.",
-    apology_limit: "Sorry, I have to end the call now. Thank you for your time. Goodbye.",
+pub static ENGLISH: Prompts = Prompts {
     say_goodbye_now: "Say a short goodbye now. The call ends after your goodbye.",
     keys_played_wait: "The keys were played on the line, in order, after anything you said. Say nothing now; wait for whoever answers.",
     leave_message_now: "Leave the voicemail message now.",
@@ -58,7 +53,7 @@ pub static ENGLISH: Phrases = Phrases {
     restore_outro: "Continue the call from where it stopped; do not start over.",
 };
 
-impl Phrases {
+impl Prompts {
     /// What the model is told when the restaurant presses `key`.
     pub fn callee_pressed(&self, key: impl Display) -> String {
         self.callee_pressed_key.replace("{key}", &key.to_string())
