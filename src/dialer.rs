@@ -18,7 +18,8 @@ use tracing::{info, warn};
 use crate::config::Settings;
 use crate::domain::reservation::{param, RequestRules};
 use crate::domain::{
-    CallRecord, CallStatus, FieldError, Outcome, OutcomeStatus, Reservation, ReservationRequest,
+    CallRecord, CallStatus, FieldError, Outcome, OutcomeStatus, OutcomeWrite, Reservation,
+    ReservationRequest,
 };
 use crate::server::metrics::Metrics;
 use crate::store::{CallStore, StoreError};
@@ -182,7 +183,7 @@ impl Dialer {
                 .set_outcome(
                     &id,
                     &Outcome::bare(OutcomeStatus::Failed, Some(message.clone())),
-                    false,
+                    OutcomeWrite::Report,
                 )
                 .await?;
             self.store.get(&id).await

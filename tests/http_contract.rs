@@ -92,7 +92,10 @@ async fn every_live_event_the_server_sends_reaches_the_client_typed() {
 
     let mut booked = Outcome::bare(OutcomeStatus::Booked, Some("table by the window".into()));
     booked.confirmation = Some("A-17".into());
-    store.set_outcome(id, &booked, false).await.unwrap();
+    store
+        .set_outcome(id, &booked, reservoice::domain::OutcomeWrite::Report)
+        .await
+        .unwrap();
     assert_eq!(
         next(&mut events).await,
         LiveEvent::Outcome(OutcomeRecorded {

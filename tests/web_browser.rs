@@ -120,7 +120,7 @@ impl Browser {
             "goog:chromeOptions".into(),
             json!({"binary": chromium, "args": args}),
         );
-        reservoice::server::install_crypto_provider();
+        reservoice::crypto::install_tls_provider();
         let client = ClientBuilder::rustls()
             .expect("TLS roots")
             .capabilities(caps)

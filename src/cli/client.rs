@@ -73,7 +73,7 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
-        crate::server::install_crypto_provider();
+        crate::crypto::install_tls_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()

@@ -54,7 +54,6 @@ mod tests {
 
     use super::super::{CallFacts, Phrases};
     use crate::agent::Brief;
-    use crate::call::voicemail;
     use crate::domain::reservation::{Reservation, DEFAULT_MAX_PARTY};
     use crate::domain::Language;
     use chrono::{TimeZone, Utc};
@@ -81,9 +80,13 @@ mod tests {
                 callback,
             };
             let en = Phrases::new(Language::ENGLISH);
+            let told = en.voicemail_instructions(&facts);
+            assert!(told.starts_with("An answering machine took this call and its beep has sounded: no person is listening."), "{told}");
+            assert!(told.contains("no booking has been made yet"), "{told}");
             assert_eq!(
-                en.voicemail_instructions(&facts),
-                voicemail::message_instructions(&r)
+                told.contains(" Give the callback number "),
+                callback.is_some(),
+                "{told}"
             );
             let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
             let brief = Brief::new(&r, now);

@@ -6,16 +6,11 @@ use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::contract::ApiError;
+use crate::crypto::constant_time_eq;
 use crate::twilio::signature;
-
-/// Compare two secrets without leaking their common prefix through timing.
-pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
 
 /// `/api/*` needs `Authorization: Bearer <RESERVOICE_API_TOKEN>` when a token is
 /// set, or the web page's session cookie (plus its CSRF token on requests that
@@ -87,17 +82,4 @@ pub fn twilio_signed(
         None,
         sig,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn constant_time_comparison() {
-        assert!(constant_time_eq("abc", "abc"));
-        assert!(!constant_time_eq("abc", "abd"));
-        assert!(!constant_time_eq("abc", "abcd"));
-        assert!(!constant_time_eq("", "a"));
-    }
 }

@@ -23,8 +23,8 @@ pub use events::{CallEvent, EventHub};
 pub use page::{CallPage, ListedCall, PageCursor};
 
 use crate::domain::{
-    CallRecord, CallStatus, CallSummary, Outcome, OutcomeStatus, Reservation, Speaker,
-    TranscriptLine,
+    AnsweredBy, CallRecord, CallStatus, CallSummary, Outcome, OutcomeStatus, OutcomeWrite,
+    Reservation, Speaker, TranscriptLine,
 };
 
 /// The store failed; the message says what it was doing.
@@ -373,7 +373,9 @@ impl CallStore {
             }
             _ => return Ok(()),
         };
-        self.set_outcome(id, &outcome, true).await.map(|_| ())
+        self.set_outcome(id, &outcome, OutcomeWrite::Fallback)
+            .await
+            .map(|_| ())
     }
 
     /// The media stream started: the conversation is on.
@@ -415,23 +417,23 @@ impl CallStore {
         Ok(())
     }
 
-    /// Record the outcome. With `only_if_unsettled`, an outcome already
-    /// reported (anything but `in_progress`) is kept. Returns whether it was written.
+    /// Record the outcome: a report replaces what is there; a fallback keeps
+    /// an outcome already reported (anything but `in_progress`). Returns
+    /// whether it was written.
     pub async fn set_outcome(
         &self,
         id: &str,
         outcome: &Outcome,
-        only_if_unsettled: bool,
+        how: OutcomeWrite,
     ) -> Result<bool, StoreError> {
         let json = serde_json::to_string(outcome).map_err(|e| StoreError::Corrupt {
             what: "outcome",
             id: id.into(),
             problem: e.to_string(),
         })?;
-        let sql = if only_if_unsettled {
-            "UPDATE calls SET outcome = ?, updated_at = ? WHERE id = ? AND (outcome IS NULL OR json_extract(outcome, '$.status') = 'in_progress')"
-        } else {
-            "UPDATE calls SET outcome = ?, updated_at = ? WHERE id = ?"
+        let sql = match how {
+            OutcomeWrite::Fallback => "UPDATE calls SET outcome = ?, updated_at = ? WHERE id = ? AND (outcome IS NULL OR json_extract(outcome, '$.status') = 'in_progress')",
+            OutcomeWrite::Report => "UPDATE calls SET outcome = ?, updated_at = ? WHERE id = ?",
         };
         let result = sqlx::query(sql)
             .bind(json)
@@ -466,9 +468,13 @@ impl CallStore {
     }
 
     /// Record who answered (answering-machine detection).
-    pub async fn set_answered_by(&self, id: &str, answered_by: &str) -> Result<(), StoreError> {
+    pub async fn set_answered_by(
+        &self,
+        id: &str,
+        answered_by: AnsweredBy,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE calls SET answered_by = ?, updated_at = ? WHERE id = ?")
-            .bind(answered_by)
+            .bind(answered_by.as_str())
             .bind(now())
             .bind(id)
             .execute(&self.pool)
@@ -477,17 +483,25 @@ impl CallStore {
         Ok(())
     }
 
-    /// Who answered, per AMD (`human`, `machine_end_beep`, …), if reported yet.
-    /// A primary-key lookup of one column: cheap enough for a live session to
-    /// poll, which is how a callback that reached another server instance
-    /// still reaches the session holding the stream.
-    pub async fn answered_by(&self, id: &str) -> Result<Option<String>, StoreError> {
+    /// Who answered, per AMD, if reported yet. A primary-key lookup of one
+    /// column: cheap enough for a live session to poll, which is how a
+    /// callback that reached another server instance still reaches the
+    /// session holding the stream.
+    pub async fn answered_by(&self, id: &str) -> Result<Option<AnsweredBy>, StoreError> {
         let row = sqlx::query("SELECT answered_by FROM calls WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
             .map_err(db("reading who answered"))?;
-        Ok(row.and_then(|r| r.get::<Option<String>, _>(0)))
+        row.and_then(|r| r.get::<Option<String>, _>(0))
+            .map(|text| {
+                AnsweredBy::parse(&text).ok_or_else(|| StoreError::Corrupt {
+                    what: "answered_by",
+                    id: id.to_string(),
+                    problem: format!("unknown verdict {text:?}"),
+                })
+            })
+            .transpose()
     }
 
     async fn announce_if_finished(&self, id: &str) -> Result<(), StoreError> {
@@ -647,11 +661,18 @@ mod tests {
         .await
         .unwrap();
         let booked = Outcome::bare(OutcomeStatus::Booked, None);
-        assert!(s.set_outcome("CA2", &booked, false).await.unwrap());
+        assert!(s
+            .set_outcome("CA2", &booked, OutcomeWrite::Report)
+            .await
+            .unwrap());
         assert!(
-            !s.set_outcome("CA2", &Outcome::bare(OutcomeStatus::Failed, None), true)
-                .await
-                .unwrap(),
+            !s.set_outcome(
+                "CA2",
+                &Outcome::bare(OutcomeStatus::Failed, None),
+                OutcomeWrite::Fallback
+            )
+            .await
+            .unwrap(),
             "a reported outcome is kept"
         );
         s.apply_status("CA2", CallStatus::Completed, Some(3))
@@ -727,10 +748,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.answered_by("CA5").await.unwrap(), None);
-        s.set_answered_by("CA5", "machine_end_beep").await.unwrap();
+        s.set_answered_by("CA5", AnsweredBy::MachineEndBeep)
+            .await
+            .unwrap();
         assert_eq!(
-            s.answered_by("CA5").await.unwrap().as_deref(),
-            Some("machine_end_beep")
+            s.answered_by("CA5").await.unwrap(),
+            Some(AnsweredBy::MachineEndBeep)
         );
         s.apply_status_with_reason(
             "CA5",

@@ -30,8 +30,8 @@ use axum::{Extension, Form, Router};
 use chrono::Utc;
 use serde::Deserialize;
 
+use crate::crypto::constant_time_eq;
 use crate::domain::ReservationRequest;
-use crate::server::auth::constant_time_eq;
 use crate::server::AppState;
 use crate::store::PageCursor;
 use session::Session;

@@ -25,7 +25,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
-use crate::server::auth::constant_time_eq;
+use crate::crypto::constant_time_eq;
 
 /// The cookie's name.
 pub const COOKIE_NAME: &str = "reservoice_session";
