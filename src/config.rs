@@ -173,6 +173,25 @@ pub enum VoicemailPolicy {
     Hangup,
 }
 
+/// How `send_dtmf` presses keys on the restaurant's line (`--dtmf`,
+/// `RESERVOICE_DTMF`).
+///
+/// The Media Stream has no message for keys, so there are two ways, each with
+/// its cost (docs/protocol/twilio.md 5.9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DtmfMode {
+    /// Twilio plays the keys: the call is updated with TwiML that plays them
+    /// (`<Play digits>`) and then opens a new Media Stream. The keys reach the
+    /// line the way the carrier sends keys, at the cost of a short gap in the
+    /// conversation while the stream reconnects.
+    #[default]
+    Twilio,
+    /// The keys are played as tones inside the Media Stream, like any other
+    /// audio: no gap, but audio processing on some lines distorts tones so
+    /// that a phone menu may not hear them.
+    Inband,
+}
+
 /// Everything `serve` needs, typed.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -208,6 +227,8 @@ pub struct Settings {
     pub voicemail: VoicemailPolicy,
     /// Record each call to `data_dir/recordings/{CallSid}.wav` (needs consent in many places).
     pub record: bool,
+    /// How the agent's key presses reach the line.
+    pub dtmf: DtmfMode,
 }
 
 /// The call store's URL. A PostgreSQL URL may carry a password, so `Debug`
@@ -331,6 +352,9 @@ pub struct SettingsArgs {
     /// Record every call to a stereo WAV in the data dir (recording calls needs consent in many places)
     #[arg(long, env = "RESERVOICE_RECORD")]
     pub record: bool,
+    /// How key presses reach the line: Twilio plays them (a short gap while the stream reconnects), or tones inside the stream (some lines do not carry them)
+    #[arg(long, env = "RESERVOICE_DTMF", value_enum, default_value_t = DtmfMode::Twilio)]
+    pub dtmf: DtmfMode,
 }
 
 impl Default for SettingsArgs {
@@ -359,6 +383,7 @@ impl Default for SettingsArgs {
             max_party_size: crate::domain::reservation::DEFAULT_MAX_PARTY,
             voicemail: VoicemailPolicy::default(),
             record: false,
+            dtmf: DtmfMode::default(),
         }
     }
 }
@@ -387,13 +412,36 @@ mod default_tests {
                     a.drain_secs,
                     a.max_party_size,
                     a.voicemail,
-                    a.record
+                    a.record,
+                    a.dtmf
                 )
             )
         };
         assert_eq!(key(&d), key(&parsed));
         assert_eq!(d.twilio_api_base, parsed.twilio_api_base);
         assert_eq!(d.openai_realtime_model, parsed.openai_realtime_model);
+    }
+
+    #[test]
+    fn dtmf_defaults_to_twilio_and_takes_either_mode() {
+        use super::DtmfMode;
+        let parse = |argv: &[&str]| Wrapper::try_parse_from(argv).map(|w| w.args.dtmf);
+        assert_eq!(parse(&["serve"]).unwrap(), DtmfMode::Twilio);
+        assert_eq!(
+            parse(&["serve", "--dtmf", "inband"]).unwrap(),
+            DtmfMode::Inband
+        );
+        assert_eq!(
+            parse(&["serve", "--dtmf", "twilio"]).unwrap(),
+            DtmfMode::Twilio
+        );
+        let refused = parse(&["serve", "--dtmf", "rfc2833"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("twilio") && refused.contains("inband"),
+            "{refused}"
+        );
     }
 }
 
@@ -489,10 +537,11 @@ impl SettingsArgs {
             })?,
             None => local_timezone(),
         };
-        if !(1..=100).contains(&self.max_party_size) {
+        let largest = crate::domain::PartySize::LARGEST;
+        if !(1..=largest).contains(&self.max_party_size) {
             return Err(ConfigError::Invalid {
                 var: "RESERVOICE_MAX_PARTY_SIZE",
-                problem: "must be between 1 and 100".into(),
+                problem: format!("must be between 1 and {largest}"),
             });
         }
         Ok(Settings {
@@ -533,6 +582,7 @@ impl SettingsArgs {
             drain_timeout: Duration::from_secs(self.drain_secs),
             voicemail: self.voicemail,
             record: self.record,
+            dtmf: self.dtmf,
         })
     }
 }
@@ -593,6 +643,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("OPENAI_API_KEY"));
+    }
+
+    #[test]
+    fn the_dtmf_mode_reaches_the_settings() {
+        assert_eq!(args().resolve().unwrap().dtmf, DtmfMode::Twilio);
+        let mut a = args();
+        a.dtmf = DtmfMode::Inband;
+        assert_eq!(a.resolve().unwrap().dtmf, DtmfMode::Inband);
     }
 
     #[test]

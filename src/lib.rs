@@ -13,20 +13,34 @@
 //! - [`config`]: settings from flags, environment and `.env`; secrets typed so
 //!   they cannot be printed; [`config::PublicUrl`], the one source of every URL
 //!   Twilio is given (and so of every URL its signatures are checked against).
+//! - [`crypto`]: a leaf: constant-time comparison of secrets, the TLS provider.
 //! - [`domain`]: the nouns, valid by construction: phone numbers, the
-//!   reservation and its round trip through TwiML parameters, dates people
-//!   type, the outcome, the call record.
-//! - [`twilio`]: REST client, TwiML, Media Stream wire types, signatures.
+//!   reservation and its round trip through TwiML parameters, what marks a
+//!   later stream of the same call, dates people type, the restaurant's time
+//!   zone and language from its number, dates and times said in that
+//!   language, the outcome, who answered (AMD), the call record.
+//! - [`contract`]: the HTTP contract of `/api/*` shared by the server and its
+//!   clients: the live events of a call and the error bodies.
+//! - [`dialer`]: placing a call (TwiML with the reservation, Twilio's create
+//!   request, the record; a refusal recorded too), whoever asks for it.
+//! - [`phrases`]: what the restaurant hears from the server itself (apologies,
+//!   disclosure, voicemail message, the brief's language rule), per language.
+//! - [`twilio`]: REST client, TwiML (the stream, the key press, the
+//!   apology), Media Stream wire types, signatures.
 //! - [`realtime`]: the OpenAI Realtime (GA) wire types and connection.
-//! - [`agent`]: the brief the model gets and the tools it may call.
-//! - [`call`]: one live call: the bridge between Twilio and the model, and the
-//!   playback bookkeeping behind barge-in.
-//! - [`audio`]: mu-law, DTMF tones and call recordings.
+//! - [`agent`]: what the model is told (the brief, [`agent::Prompts`]) and the
+//!   tools it may call.
+//! - [`call`]: one live call: the call core ([`call::state::CallState`], all
+//!   decisions, no I/O, no clock), the session that drives it between Twilio
+//!   and the model, and the playback bookkeeping behind barge-in.
+//! - [`audio`]: mu-law, keypad keys and their tones, call recordings.
 //! - [`store`]: the call store (SQLite, or PostgreSQL shared by several
 //!   instances), live call news and following, the ordered writer of a live
 //!   call, and leases that let a survivor finish a dead instance's calls.
 //! - [`server`]: the HTTP surface, built by [`server::Application::build`] for
 //!   `serve`, `demo` and the tests alike.
+//! - [`web`]: the web page at `/`: every call, one call live (transcript,
+//!   outcome, recording), a form to place one; sign-in with the API token.
 //! - [`sim`]: Twilio, the restaurant and the Realtime API, simulated on
 //!   loopback for `demo` and the tests.
 //! - [`bench`]: the load benchmark behind `reservoice bench` (stand-ins for
@@ -41,9 +55,14 @@ pub mod bench;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod contract;
+pub mod crypto;
+pub mod dialer;
 pub mod domain;
+pub mod phrases;
 pub mod realtime;
 pub mod server;
 pub mod sim;
 pub mod store;
 pub mod twilio;
+pub mod web;

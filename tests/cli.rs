@@ -19,6 +19,20 @@ async fn reservoice(args: &[&str], server: &str) -> Output {
         .expect("the binary runs")
 }
 
+/// Send `signal` (`-TERM`, `-INT`) to a running `reservoice` and wait for its exit code.
+async fn stop(child: &mut tokio::process::Child, signal: &str) -> Option<i32> {
+    let pid = child.id().expect("still running").to_string();
+    std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("kill runs");
+    tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops within 20 s")
+        .expect("exit status")
+        .code()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
@@ -275,16 +289,7 @@ async fn serve_names_the_missing_setting_and_stops_on_sigterm() {
         seen.contains("wss://reservoice.example.com/media-stream"),
         "{seen}"
     );
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(stop(&mut child, "-TERM").await, Some(0));
     let mut rest = String::new();
     use tokio::io::AsyncReadExt;
     let _ = stderr.read_to_string(&mut rest).await;
@@ -328,4 +333,163 @@ async fn serve_exits_1_naming_an_unreachable_postgres_but_never_its_password() {
     );
     assert!(err.contains("database \"reservoice_calls\""), "{err}");
     assert!(!err.contains("pw-never-printed"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_call_exits_4_even_when_the_restaurant_answered() {
+    // The model cannot be reached: the restaurant answers and hears the
+    // apology, the call completes, the outcome is `failed`. A script retries on 4.
+    let rig = Rig::start(RigOptions {
+        realtime_url_override: Some("ws://127.0.0.1:9/v1/realtime".into()),
+        ring_ms: 200,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let out = reservoice(CALL, &rig.server_url).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Call failed — the AI model could not be reached"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("the AI model could not be reached").count(),
+        1,
+        "the reason is told once: {stdout}"
+    );
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_numbers_area_code_sets_the_zone_and_the_first_line_names_it() {
+    let mut lines = HashMap::new();
+    lines.insert("+14155550123".to_string(), Line::Busy);
+    lines.insert("+18005550123".to_string(), Line::Busy);
+    let rig = Rig::start(RigOptions {
+        lines,
+        ring_ms: 100,
+        ..Default::default() // the server's default zone: UTC
+    })
+    .await
+    .unwrap();
+    let without_zone = |to: &'static str| {
+        let mut args: Vec<&str> = CALL[..CALL.len() - 2].to_vec();
+        assert_eq!(CALL[CALL.len() - 2], "--timezone");
+        args[2] = to;
+        args
+    };
+    // San Francisco: resolved in Los Angeles' zone, and said so.
+    let out = reservoice(&without_zone("+14155550123"), &rig.server_url).await;
+    let stdout = text(&out.stdout);
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("Calling Chez Demo (+14155550123) for a table for 4 on")
+            && first.ends_with("at 7 PM (America/Los_Angeles time), under Alex Doe."),
+        "{stdout}"
+    );
+    // Toll-free: anywhere in the US, so the server's default, and why.
+    let out = reservoice(&without_zone("+18005550123"), &rig.server_url).await;
+    let stdout = text(&out.stdout);
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(
+            "(UTC time: the server's default, as this number may be in several time zones; choose with --timezone)"
+        ),
+        "{stdout}"
+    );
+    // --timezone still wins.
+    let mut named = without_zone("+14155550123");
+    named.extend(["--timezone", "Asia/Tokyo"]);
+    let out = reservoice(&named, &rig.server_url).await;
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("at 7 PM (Asia/Tokyo time)"), "{stdout}");
+
+    // Yesterday is in the past (as 2020-01-01 is), not "not a date".
+    for past in ["yesterday", "2020-01-01"] {
+        let mut args = CALL.to_vec();
+        args[8] = past;
+        assert_eq!(CALL[7], "--date");
+        let out = reservoice(&args, &rig.server_url).await;
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("date:") && err.contains("is in the past"),
+            "{err}"
+        );
+    }
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_web_serves_the_page_with_the_simulated_restaurants_until_ctrl_c() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
+        .args(["demo", "--web", "--port", "0"])
+        .env_remove("OPENAI_API_KEY")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            printed.push_str(&line);
+            printed.push('\n');
+            if let Some(at) = line.find("http://127.0.0.1:") {
+                return Some(line[at..].trim().trim_end_matches('/').to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("no address printed:\n{printed}"));
+    assert!(printed.starts_with("SIMULATION"), "{printed}");
+
+    // The form offers the simulated restaurants; each behaves as labelled.
+    let http = reqwest::Client::new();
+    let form = http.get(format!("{url}/calls/new")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let html = form.text().await.unwrap();
+    assert!(html.contains("Simulated restaurant"), "{html}");
+    let busy_at = html.find("The line is busy").expect("a busy restaurant");
+    let number = html[..busy_at]
+        .rsplit("value=\"")
+        .next()
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let client = reservoice::cli::client::ApiClient::new(&url, None).unwrap();
+    let request = reservoice::domain::ReservationRequest {
+        to: number,
+        restaurant: "Chez Demo".into(),
+        party_size: 4,
+        date: "tomorrow".into(),
+        time: "7pm".into(),
+        name: "Alex Doe".into(),
+        ..Default::default()
+    };
+    let placed = client.create_call(&request).await.unwrap();
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        reservoice::cli::render::follow(&client, &placed.id, true),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        done.outcome.map(|o| o.status),
+        Some(reservoice::domain::OutcomeStatus::Busy)
+    );
+
+    // Ctrl-C stops it.
+    assert_eq!(stop(&mut child, "-INT").await, Some(0));
 }

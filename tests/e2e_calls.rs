@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::model_events;
 use reservoice::cli::client::ApiClient;
 use reservoice::cli::render;
+use reservoice::contract::{LineSpoken, LiveEvent};
 use reservoice::domain::{CallRecord, CallStatus, OutcomeStatus, Speaker};
 use reservoice::sim::rig::{Rig, RigOptions, ScenarioKind};
 use reservoice::sim::telephone::Line;
@@ -422,13 +423,10 @@ async fn a_call_is_followed_live_from_another_instance_sharing_the_store() {
     let mut finished = None;
     let _ = tokio::time::timeout(Duration::from_secs(90), async {
         while let Some(Ok(event)) = events.next().await {
-            match event.name.as_str() {
-                "transcript" => lines.push((
-                    event.data["seq"].as_u64().unwrap(),
-                    event.data["line"]["text"].as_str().unwrap().to_string(),
-                )),
-                "finished" => {
-                    finished = Some(event.data);
+            match event {
+                LiveEvent::Transcript(LineSpoken { line, seq }) => lines.push((seq, line.text)),
+                LiveEvent::Finished(record) => {
+                    finished = Some(record);
                     break;
                 }
                 _ => {}
@@ -437,8 +435,11 @@ async fn a_call_is_followed_live_from_another_instance_sharing_the_store() {
     })
     .await;
     let finished = finished.expect("the other instance saw the call finish");
-    assert_eq!(finished["outcome"]["status"], "booked");
-    let transcript = finished["transcript"].as_array().unwrap();
+    assert_eq!(
+        finished.outcome.as_ref().map(|o| o.status),
+        Some(OutcomeStatus::Booked)
+    );
+    let transcript = &finished.transcript;
     assert!(
         lines.len() >= 3,
         "lines arrived live, not only in the final record: {lines:?}"

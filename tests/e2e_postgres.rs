@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use reservoice::cli::client::ApiClient;
 use reservoice::cli::render;
 use reservoice::config::Settings;
+use reservoice::contract::LiveEvent;
 use reservoice::domain::{CallRecord, CallStatus, OutcomeStatus, Speaker};
 use reservoice::server::Application;
 use reservoice::sim::rig::{Rig, RigOptions, ScenarioKind};
@@ -243,7 +244,7 @@ async fn a_follower_on_another_instance_gets_every_line_once_across_a_lost_link(
     let finished: CallRecord = tokio::time::timeout(Duration::from_secs(90), async {
         while let Some(event) = events.next().await {
             let event = event.expect("the stream stays up");
-            if event.name == "transcript" && !cut_done {
+            if matches!(event, LiveEvent::Transcript(_)) && !cut_done {
                 // The peer loses its database until the call is over: what
                 // it was told meanwhile is lost, what it missed is in the store.
                 cut_done = true;
@@ -251,8 +252,8 @@ async fn a_follower_on_another_instance_gets_every_line_once_across_a_lost_link(
                 wait_for(rig.store(), &id, "the end of the call", |r| r.is_finished()).await;
                 proxy.restore();
             }
-            if event.name == "finished" {
-                return serde_json::from_value(event.data).unwrap();
+            if let LiveEvent::Finished(record) = event {
+                return *record;
             }
             received.push(event);
         }
@@ -261,12 +262,15 @@ async fn a_follower_on_another_instance_gets_every_line_once_across_a_lost_link(
     .await
     .expect("the call finishes");
     assert!(cut_done);
-    let snapshot: CallRecord = serde_json::from_value(received[0].data.clone()).unwrap();
-    assert_eq!(received[0].name, "snapshot");
+    let LiveEvent::Snapshot(snapshot) = &received[0] else {
+        panic!("snapshot first: {received:?}")
+    };
     let seqs: Vec<u64> = received
         .iter()
-        .filter(|e| e.name == "transcript")
-        .map(|e| e.data["seq"].as_u64().unwrap())
+        .filter_map(|e| match e {
+            LiveEvent::Transcript(spoken) => Some(spoken.seq),
+            _ => None,
+        })
         .collect();
     let from = snapshot.transcript.len() as u64 + 1;
     let to = finished.transcript.len() as u64;

@@ -80,6 +80,15 @@ async fn twilio_refusal_reaches_the_user_and_is_recorded() {
     );
     assert_eq!(body["call"]["status"], "failed");
     assert_eq!(body["call"]["outcome"]["status"], "failed");
+    // The same body, read as the contract's type.
+    let typed: reservoice::contract::ApiError = serde_json::from_value(body.clone()).unwrap();
+    match typed.kind {
+        reservoice::contract::ErrorKind::CallNotPlaced {
+            twilio_code: Some(20003),
+            call: Some(call),
+        } => assert_eq!(call.status, CallStatus::Failed),
+        other => panic!("not a refusal: {other:?}"),
+    }
 
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
         .args([
@@ -104,6 +113,25 @@ async fn twilio_refusal_reaches_the_user_and_is_recorded() {
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Twilio refused the call (20003)"), "{err}");
+    // `calls show` tells the refusal once, not as the outcome and again as a problem.
+    let id = body["call"]["id"].as_str().expect("the refused call's id");
+    let show = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
+        .args(["calls", "show", id])
+        .env("RESERVOICE_SERVER", &rig.server_url)
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert_eq!(show.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("Call failed — Twilio refused the call (20003)"),
+        "{shown}"
+    );
+    assert_eq!(
+        shown.matches("Twilio refused the call").count(),
+        1,
+        "{shown}"
+    );
     let calls = ApiClient::new(&rig.server_url, None)
         .unwrap()
         .list_calls(10)
@@ -267,6 +295,7 @@ async fn silence_ends_the_call_politely() {
         host: vec![],
         agent: vec![],
         on_system: None,
+        language: None,
     };
     let rig = Rig::start(RigOptions {
         custom_scenario: Some(silent),

@@ -2,12 +2,17 @@
 //! Media Stream and Realtime frames, stream parameters, TwiML, signatures,
 //! tool arguments. None may panic, whatever the input. (A bounded stand-in for
 //! a fuzzer: it runs in `cargo test`, so CI runs it on every change.)
+//!
+//! And the reservation has one set of rules: whatever value the API's request
+//! refuses, the stream's parameters refuse too, and the other way round.
 
 use std::collections::HashMap;
 
+use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use reservoice::agent::ToolCall;
-use reservoice::domain::Reservation;
+use reservoice::domain::reservation::RequestRules;
+use reservoice::domain::{Reservation, ReservationRequest, StreamContinuation};
 use reservoice::realtime::ServerEvent;
 use reservoice::twilio::stream::StreamEvent;
 use reservoice::twilio::{signature, twiml};
@@ -118,6 +123,93 @@ fn frame(key: &'static str, names: &'static [&'static str]) -> impl Strategy<Val
         })
 }
 
+/// A valid request; each property changes one field of it.
+fn request() -> ReservationRequest {
+    ReservationRequest {
+        to: "+12125550123".into(),
+        restaurant: "Chez Demo".into(),
+        party_size: 4,
+        date: "2026-11-25".into(),
+        time: "19:00".into(),
+        name: "Alex Doe".into(),
+        ..Default::default()
+    }
+}
+
+/// The request path: `Ok` with the reservation, or the refused fields.
+fn via_api(request: ReservationRequest) -> Result<Reservation, Vec<String>> {
+    let rules = RequestRules {
+        default_timezone: chrono_tz::Tz::UTC,
+        max_party_size: 20,
+        dial_policy: Default::default(),
+    };
+    let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+    request
+        .into_reservation(&rules, now)
+        .map_err(|errors| errors.into_iter().map(|e| e.field).collect())
+}
+
+/// The stream path: the valid request's parameters with `name` set to `value`.
+fn via_stream(name: &str, value: &str) -> Result<Reservation, &'static str> {
+    let mut params: HashMap<String, String> = via_api(request())
+        .unwrap()
+        .to_parameters()
+        .into_iter()
+        .collect();
+    params.insert(name.into(), value.into());
+    Reservation::from_parameters(&params, 20).map_err(|e| e.name)
+}
+
+/// Text people (and forgers) send: plain words, control characters, blanks,
+/// and lengths around the limits.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        ".{0,40}",
+        "[a-zA-Zé '\\-]{0,8}[\\x00-\\x1f\\x7f\\u{85}]?[a-z ]{0,8}",
+        "[ \\t]{0,3}[a-z]{1,4}[ \\t]{0,3}",
+        (95usize..106).prop_map(|n| "n".repeat(n)),
+        (295usize..306).prop_map(|n| "w".repeat(n)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn names_and_notes_follow_one_rule_on_both_paths(value in text()) {
+        for (field, parameter) in [("name", "customer_name"), ("restaurant", "restaurant_name"), ("notes", "notes")] {
+            let mut req = request();
+            match field {
+                "name" => req.name = value.clone(),
+                "restaurant" => req.restaurant = value.clone(),
+                _ => req.notes = Some(value.clone()),
+            }
+            let api = via_api(req);
+            let stream = via_stream(parameter, &value);
+            match (&api, &stream) {
+                (Ok(a), Ok(s)) => prop_assert_eq!(a, s),
+                (Err(fields), Err(name)) => {
+                    prop_assert_eq!(fields, &vec![field.to_string()]);
+                    prop_assert_eq!(*name, parameter);
+                }
+                _ => prop_assert!(false, "{field} {value:?}: the API says {api:?}, the stream says {stream:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn flexibility_and_party_size_follow_one_rule_on_both_paths(minutes in 0u32..1500, guests in -3i64..130) {
+        let api = via_api(ReservationRequest { flexibility: Some(format!("{minutes}m")), ..request() });
+        let stream = via_stream("flexibility_minutes", &minutes.to_string());
+        prop_assert_eq!(api.is_ok(), stream.is_ok(), "{} minutes", minutes);
+        prop_assert_eq!(api.is_ok(), minutes <= 12 * 60);
+        let api = via_api(ReservationRequest { party_size: guests, ..request() });
+        let stream = via_stream("party_size", &guests.to_string());
+        prop_assert_eq!(api.is_ok(), stream.is_ok(), "{} guests", guests);
+        prop_assert_eq!(api.is_ok(), (1..=20).contains(&guests));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
@@ -163,6 +255,28 @@ proptest! {
         ".{0,30}", 0..12)) {
         let params: HashMap<String, String> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let _ = Reservation::from_parameters(&params, 20);
+    }
+
+    #[test]
+    fn continuation_parameters_never_panic(params in prop::collection::hash_map(
+        prop::sample::select(vec!["stream_number", "call_clock_ms", "updated_at", "call_token", "other"]),
+        prop_oneof![".{0,30}", "[0-9]{1,25}", "2026-11-[0-9]{2}T[0-9:.]{0,14}Z?"], 0..5)) {
+        let params: HashMap<String, String> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        if let Ok(Some(c)) = StreamContinuation::from_parameters(&params) {
+            // Whatever is accepted is a later stream, and reads back the same.
+            prop_assert!(c.stream_number >= 2);
+            let again: HashMap<String, String> = c.to_parameters().into_iter().collect();
+            prop_assert_eq!(StreamContinuation::from_parameters(&again), Ok(Some(c.clone())));
+            let _ = c.call_clock_at(Utc::now());
+        }
+    }
+
+    #[test]
+    fn play_digits_never_panic_and_only_hold_what_twilio_plays(digits in ".{0,40}") {
+        if let Ok(d) = twiml::PlayDigits::parse(&digits) {
+            prop_assert!(d.as_str().chars().all(|c| twiml::PLAYABLE_KEYS.contains(c) || c == 'w' || c == 'W'));
+            prop_assert!(!d.keys().is_empty());
+        }
     }
 
     #[test]

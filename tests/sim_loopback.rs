@@ -159,6 +159,7 @@ async fn simulated_barge_in_call_plays_out() {
         scenario: scenario.clone(),
         lines: HashMap::new(),
         ring_ms: 200,
+        key_press_update: Default::default(),
     })
     .await
     .unwrap();

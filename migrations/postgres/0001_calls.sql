@@ -19,6 +19,8 @@ CREATE TABLE calls (
     ended_at    TIMESTAMPTZ
 );
 CREATE INDEX calls_created_at ON calls (created_at);
+-- The web page lists calls newest first with a keyset cursor (created_at, id).
+CREATE INDEX calls_newest_first ON calls (created_at DESC, id DESC);
 CREATE INDEX calls_status ON calls (status);
 
 CREATE TABLE transcript_lines (
@@ -41,7 +43,7 @@ CREATE TABLE early_statuses (
 );
 CREATE INDEX early_statuses_call_id ON early_statuses (call_id);
 
--- One lease per live call (see migrations/sqlite/0002_call_leases.sql).
+-- One lease per live call (see migrations/sqlite/0003_call_leases.sql).
 CREATE TABLE call_leases (
     call_id    TEXT PRIMARY KEY REFERENCES calls (id),
     holder     TEXT NOT NULL,

@@ -5,6 +5,7 @@ use chrono::{NaiveDate, NaiveTime};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::audio::dtmf::Keys;
 use crate::domain::{Outcome, OutcomeStatus};
 
 /// `finish_call`: record the outcome; the server hangs up after the goodbye.
@@ -60,8 +61,8 @@ pub fn definitions() -> serde_json::Value {
 pub enum ToolCall {
     /// Record this outcome and end the call after the goodbye.
     FinishCall(Outcome),
-    /// Play these keys.
-    SendDtmf(String),
+    /// Play these keys (checked here, once).
+    SendDtmf(Keys),
 }
 
 /// A tool call the model got wrong; the message goes back to it as the tool
@@ -148,16 +149,9 @@ impl ToolCall {
             SEND_DTMF => {
                 let a: DtmfArgs = serde_json::from_str(arguments)
                     .map_err(|e| ToolError(format!("send_dtmf arguments are not valid: {e}")))?;
-                let digits: String = a.digits.chars().filter(|c| !c.is_whitespace()).collect();
-                if digits.is_empty() || digits.len() > 32 {
-                    return Err(ToolError("digits must be 1 to 32 keys".into()));
-                }
-                if let Some(bad) = digits.chars().find(|c| !matches!(c, '0'..='9' | '*' | '#')) {
-                    return Err(ToolError(format!(
-                        "'{bad}' is not a key on a phone keypad (use 0-9, * and #)"
-                    )));
-                }
-                Ok(ToolCall::SendDtmf(digits))
+                Keys::parse(&a.digits)
+                    .map(ToolCall::SendDtmf)
+                    .map_err(|e| ToolError(e.to_string()))
             }
             other => Err(ToolError(format!("there is no tool named '{other}'"))),
         }
@@ -215,11 +209,14 @@ mod tests {
             .unwrap_err()
             .0
             .contains("'a'"));
-        assert!(ToolCall::parse("send_dtmf", r#"{"digits":""}"#).is_err());
+        assert_eq!(
+            ToolCall::parse("send_dtmf", r#"{"digits":""}"#).unwrap_err(),
+            ToolError("digits must be 1 to 32 keys".into())
+        );
         assert!(ToolCall::parse("order_pizza", "{}").is_err());
         assert_eq!(
             ToolCall::parse("send_dtmf", r#"{"digits":"2 #"}"#).unwrap(),
-            ToolCall::SendDtmf("2#".into())
+            ToolCall::SendDtmf(Keys::parse("2#").unwrap())
         );
         let ok = ToolCall::parse(
             "finish_call",

@@ -120,10 +120,15 @@ impl Tracks {
     }
 }
 
-enum Event {
+/// Audio for the recorder, stamped on the call's audio clock (ms).
+pub enum Audio {
+    /// Inbound media (base64 as received) at `media.timestamp`.
     Inbound(u64, String),
+    /// Agent audio (base64 as forwarded) sent at this clock.
     Outbound(u64, String),
+    /// Agent audio already in mu-law (keypad tones) sent at this clock.
     OutboundMulaw(u64, Vec<u8>),
+    /// A `clear` sent at this clock: unplayed agent audio is cut.
     Clear(u64),
 }
 
@@ -131,12 +136,12 @@ enum Event {
 /// recording; the task then writes the file.
 #[derive(Debug)]
 pub struct Recorder {
-    tx: mpsc::UnboundedSender<Event>,
+    tx: mpsc::UnboundedSender<Audio>,
 }
 
-impl std::fmt::Debug for Event {
+impl std::fmt::Debug for Audio {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("recorder event")
+        f.write_str("recorder audio")
     }
 }
 
@@ -174,7 +179,7 @@ impl Recorder {
     /// the WAV is written (after the `Recorder` is dropped), or `None` if it
     /// could not be.
     pub fn start(path: PathBuf) -> (Recorder, tokio::task::JoinHandle<Option<PathBuf>>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Audio>();
         let task = tokio::spawn(async move {
             let part = path.with_extension("wav.part");
             let mut file = match open_wav(&part) {
@@ -188,7 +193,7 @@ impl Recorder {
             let mut bad = 0u64;
             while let Some(event) = rx.recv().await {
                 match event {
-                    Event::Inbound(at, b64) => {
+                    Audio::Inbound(at, b64) => {
                         match decode_b64(&b64) {
                             Some(bytes) => tracks.inbound(at, &bytes),
                             None => bad += 1,
@@ -206,12 +211,12 @@ impl Recorder {
                             }
                         }
                     }
-                    Event::Outbound(at, b64) => match decode_b64(&b64) {
+                    Audio::Outbound(at, b64) => match decode_b64(&b64) {
                         Some(bytes) => tracks.outbound(at, &bytes),
                         None => bad += 1,
                     },
-                    Event::OutboundMulaw(at, bytes) => tracks.outbound(at, &bytes),
-                    Event::Clear(at) => tracks.clear(at),
+                    Audio::OutboundMulaw(at, bytes) => tracks.outbound(at, &bytes),
+                    Audio::Clear(at) => tracks.clear(at),
                 }
             }
             if bad > 0 {
@@ -234,26 +239,9 @@ impl Recorder {
         (Recorder { tx }, task)
     }
 
-    /// Inbound media (base64 as received) stamped `at_ms`.
-    pub fn inbound(&self, at_ms: u64, payload_b64: &str) {
-        let _ = self.tx.send(Event::Inbound(at_ms, payload_b64.to_string()));
-    }
-
-    /// Agent audio (base64 as forwarded) sent at audio clock `sent_ms`.
-    pub fn outbound(&self, sent_ms: u64, payload_b64: &str) {
-        let _ = self
-            .tx
-            .send(Event::Outbound(sent_ms, payload_b64.to_string()));
-    }
-
-    /// Agent audio already in mu-law (keypad tones) sent at `sent_ms`.
-    pub fn outbound_mulaw(&self, sent_ms: u64, bytes: Vec<u8>) {
-        let _ = self.tx.send(Event::OutboundMulaw(sent_ms, bytes));
-    }
-
-    /// A `clear` sent at `at_ms`.
-    pub fn clear(&self, at_ms: u64) {
-        let _ = self.tx.send(Event::Clear(at_ms));
+    /// Hand `audio` to the recorder task (a channel send; never blocks).
+    pub fn record(&self, audio: Audio) {
+        let _ = self.tx.send(audio);
     }
 }
 
@@ -297,9 +285,9 @@ mod tests {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let frame = b64(&[LOUD; 160]);
         for i in 0..250u64 {
-            rec.inbound(i * 20, &frame);
+            rec.record(Audio::Inbound(i * 20, frame.clone()));
             if i == 50 {
-                rec.outbound(1000, &b64(&[0x00; 800]));
+                rec.record(Audio::Outbound(1000, b64(&[0x00; 800])));
             }
         }
         // Mid-call, the settled part is already on disk with a valid header.
@@ -348,9 +336,9 @@ mod tests {
         let path = recording_path(dir.path(), "CAtest").unwrap();
         let (rec, task) = Recorder::start(path.clone());
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        rec.inbound(0, &b64(&[LOUD; 160]));
-        rec.outbound(0, &b64(&[0x00; 160]));
-        rec.inbound(20, "not base64!");
+        rec.record(Audio::Inbound(0, b64(&[LOUD; 160])));
+        rec.record(Audio::Outbound(0, b64(&[0x00; 160])));
+        rec.record(Audio::Inbound(20, "not base64!".to_string()));
         drop(rec);
         assert_eq!(task.await.unwrap(), Some(path.clone()));
         let mut r = hound::WavReader::open(&path).unwrap();

@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::domain::reservation::{RequestRules, ReservationRequest};
-use crate::domain::{CallStatus, Outcome, OutcomeStatus, Speaker, TranscriptLine};
+use crate::domain::{CallStatus, Outcome, OutcomeStatus, OutcomeWrite, Speaker, TranscriptLine};
 use crate::store::scratch::ScratchDatabase;
 use crate::store::{spawn_writer, CallEvent, CallStore, CallWrite, Followed, StoreOptions};
 
@@ -245,7 +245,7 @@ async fn run_on(url: &str, config: &NewsConfig) -> anyhow::Result<NewsReport> {
             }
             let _ = writes.send(CallWrite::Outcome(
                 Outcome::bare(OutcomeStatus::Booked, None),
-                false,
+                OutcomeWrite::Report,
             ));
             drop(writes);
             let _ = writer.await;

@@ -1,8 +1,11 @@
-//! One live call: the session that joins a Twilio Media Stream to a Realtime
-//! connection, playback tracking for barge-in, and the end of the call.
+//! One live call: the call core that decides everything (`state.rs`, no I/O,
+//! no clock), the session that drives it between a Twilio Media Stream and a
+//! Realtime connection, playback tracking for barge-in, and the
+//! answering-machine verdict.
 
 pub mod playback;
 pub mod session;
+pub mod state;
 pub mod voicemail;
 
 use std::sync::Arc;

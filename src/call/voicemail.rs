@@ -1,18 +1,20 @@
-//! Answering machines: telling the live session who answered, and what the
-//! agent leaves after the beep.
+//! Answering machines: telling the live session who answered.
 //!
 //! Twilio's asynchronous AMD result is a webhook (`POST /twilio/amd`) that may
 //! reach any server instance, not necessarily the one holding the Media
-//! Stream. So the webhook only writes `answered_by` to the call store, and the
-//! session holding the stream polls that one column (a primary-key lookup)
-//! until it is known. Memory shared between requests is never relied on.
+//! Stream. So the webhook only writes the verdict ([`AnsweredBy`]) to the call
+//! store, and the session holding the stream polls that one column (a
+//! primary-key lookup) until it is known. Memory shared between requests is
+//! never relied on. What the call does with the verdict is the core's
+//! decision (`state.rs`); what the agent leaves after the beep is written in
+//! `agent/brief.rs`.
 
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tracing::{debug, Instrument};
 
-use crate::domain::Reservation;
+use crate::domain::AnsweredBy;
 use crate::store::CallStore;
 
 /// How often the session looks for the AMD result.
@@ -23,32 +25,10 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_secs(75);
 /// playing by then (a message is ~15 s of speech).
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// Whether Twilio's `AnsweredBy` means no person is listening.
-pub fn is_machine(answered_by: &str) -> bool {
-    matches!(
-        answered_by,
-        "machine_end_beep" | "machine_end_silence" | "machine_end_other" | "machine_start" | "fax"
-    )
-}
-
-/// Whether Twilio's verdict is certain enough to act on without the agent's
-/// own judgement. `machine_end_other` and `machine_start` are also what a
-/// phone menu can look like to the detector, so for those the agent is only
-/// told, and decides from what it hears (leave the message, or press keys).
-pub fn is_certain_machine(answered_by: &str) -> bool {
-    matches!(
-        answered_by,
-        "machine_end_beep" | "machine_end_silence" | "fax"
-    )
-}
-
-/// The hint the agent gets when the detector is unsure.
-pub const UNSURE_HINT: &str = "The phone network's detector thinks a machine may have answered. If you are hearing a voicemail greeting, follow your instructions for voicemail. If it is a phone menu, keep navigating it with send_dtmf. If a person is talking, carry on normally.";
-
-/// Poll the store for `call_sid`'s `answered_by`; the receiver gets the first
-/// value seen. The task ends once a value is sent, when the receiver is
-/// dropped (the call ended), or after [`GIVE_UP_AFTER`].
-pub fn watch_answered_by(store: CallStore, call_sid: String) -> oneshot::Receiver<String> {
+/// Poll the store for `call_sid`'s verdict; the receiver gets the first one
+/// seen. The task ends once a verdict is sent, when the receiver is dropped
+/// (the call ended), or after [`GIVE_UP_AFTER`].
+pub fn watch_answered_by(store: CallStore, call_sid: String) -> oneshot::Receiver<AnsweredBy> {
     let (mut tx, rx) = oneshot::channel();
     tokio::spawn(
         async move {
@@ -73,82 +53,4 @@ pub fn watch_answered_by(store: CallStore, call_sid: String) -> oneshot::Receive
         .in_current_span(),
     );
     rx
-}
-
-/// The system message that makes the agent leave its message after the beep:
-/// who is calling, for whom, the requested slot, the callback number if any,
-/// and that nothing was booked.
-pub fn message_instructions(r: &Reservation) -> String {
-    let callback = match &r.callback {
-        Some(cb) => format!(" Give the callback number {}, digit by digit.", cb.as_str()),
-        None => String::new(),
-    };
-    format!(
-        "An answering machine took this call and its beep has sounded: no person is listening. Leave one short voicemail message now, in one turn, then stop: say you are an automated assistant calling on behalf of {name} to book a table for {party} at \"{restaurant}\" on {date} at {time}.{callback} Say clearly that no booking has been made yet. End with a short goodbye. Do not ask questions and do not call any tool.",
-        name = r.customer_name,
-        party = r.party_size.get(),
-        restaurant = r.restaurant_name,
-        date = r.slot.spoken_date(),
-        time = r.slot.spoken_time(),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::reservation::{RequestRules, ReservationRequest};
-    use chrono::{TimeZone, Utc};
-
-    #[test]
-    fn machines_and_people() {
-        for m in [
-            "machine_end_beep",
-            "machine_end_silence",
-            "machine_end_other",
-            "fax",
-        ] {
-            assert!(is_machine(m), "{m}");
-        }
-        for p in ["human", "unknown", ""] {
-            assert!(!is_machine(p), "{p}");
-        }
-        assert!(is_certain_machine("machine_end_beep") && is_certain_machine("fax"));
-        assert!(!is_certain_machine("machine_end_other") && !is_certain_machine("machine_start"));
-    }
-
-    #[test]
-    fn the_message_says_who_for_whom_when_and_that_nothing_was_booked() {
-        let r = ReservationRequest {
-            to: "+12125550123".into(),
-            restaurant: "Chez Demo".into(),
-            party_size: 4,
-            date: "2026-11-25".into(),
-            time: "19:00".into(),
-            name: "Alex Doe".into(),
-            callback: Some("+15557654321".into()),
-            ..Default::default()
-        }
-        .into_reservation(
-            &RequestRules {
-                default_timezone: chrono_tz::Tz::UTC,
-                max_party_size: 20,
-                dial_policy: Default::default(),
-            },
-            Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap(),
-        )
-        .unwrap();
-        let m = message_instructions(&r);
-        for want in [
-            "automated assistant",
-            "Alex Doe",
-            "table for 4",
-            "Chez Demo",
-            "Wednesday 25 November",
-            "7 PM",
-            "+15557654321",
-            "no booking has been made",
-        ] {
-            assert!(m.contains(want), "{want}: {m}");
-        }
-    }
 }

@@ -62,7 +62,7 @@ fn seconds(what: &str, s: f64) -> Result<Duration, String> {
 /// Run the bench; exit 0 when every call connected and no frame was lost.
 pub async fn run(args: BenchArgs) -> i32 {
     super::init_logging("warn");
-    crate::server::install_crypto_provider();
+    crate::crypto::install_tls_provider();
     let (duration, ramp, wait) = match (
         seconds("duration", args.duration),
         seconds("ramp", args.ramp),

@@ -3,6 +3,7 @@
 use super::client::{ApiClient, ClientError};
 use super::render::{self, exit};
 use super::ServerArgs;
+use crate::domain::zones::{self, NumberZone};
 use crate::domain::{CallRecord, ReservationRequest};
 
 /// Arguments of `call`.
@@ -35,7 +36,8 @@ pub struct CallArgs {
     /// Special requests (window seat, high chair…)
     #[arg(long)]
     pub notes: Option<String>,
-    /// Restaurant time zone (IANA, e.g. Europe/Paris); default: the server's
+    /// Restaurant time zone (IANA, e.g. Europe/Paris); default: the zone of the
+    /// number's area code, else the server's
     #[arg(long)]
     pub timezone: Option<String>,
     /// Print the final call record as JSON (and nothing else on stdout)
@@ -99,7 +101,7 @@ pub async fn place_and_follow(
             "Calling {} ({}) for a {}.",
             record.reservation.restaurant_name,
             record.reservation.restaurant_phone,
-            reservation_words(&record)
+            reservation_words(&record, zone_named(request))
         );
     }
     let done = tokio::select! {
@@ -125,14 +127,45 @@ pub async fn place_and_follow(
     Ok((done, code))
 }
 
-fn reservation_words(record: &CallRecord) -> String {
+/// Whether the request named the restaurant's zone (`--timezone`).
+fn zone_named(request: &ReservationRequest) -> bool {
+    request
+        .timezone
+        .as_deref()
+        .is_some_and(|z| !z.trim().is_empty())
+}
+
+/// The reservation as the first line tells it, with the zone its date and
+/// time were resolved in.
+fn reservation_words(record: &CallRecord, zone_named: bool) -> String {
     let r = &record.reservation;
     format!(
-        "table for {} on {} at {}, under {}",
+        "table for {} on {} at {} ({}), under {}",
         r.party_size.get(),
         r.slot.spoken_date(),
         r.slot.spoken_time(),
+        zone_words(record, zone_named),
         r.customer_name
+    )
+}
+
+/// Which zone the server used and why, when the number did not settle it:
+/// "America/Los_Angeles time", or "Europe/Paris time: the server's default,
+/// as this number may be in several time zones; choose with --timezone".
+fn zone_words(record: &CallRecord, zone_named: bool) -> String {
+    let zone = record.reservation.slot.timezone;
+    if zone_named {
+        return format!("{} time", zone.name());
+    }
+    let phone = record.reservation.restaurant_phone.as_str();
+    let why = match zones::zone_of_number(phone, record.created_at) {
+        NumberZone::One(_) => return format!("{} time", zone.name()),
+        NumberZone::Several(_) => "this number may be in several time zones",
+        NumberZone::Unknown => "this number's time zone is unknown",
+    };
+    format!(
+        "{} time: the server's default, as {why}; choose with --timezone",
+        zone.name()
     )
 }
 

@@ -5,8 +5,9 @@ use std::time::Duration;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use reqwest::StatusCode;
-use serde_json::Value;
 
+use crate::contract::events::EventError;
+use crate::contract::{ApiError, ErrorKind, LiveEvent};
 use crate::domain::{CallRecord, CallSummary, FieldError, ReservationRequest};
 
 /// Something went wrong talking to the server; each kind maps to an exit code.
@@ -37,6 +38,30 @@ pub enum ClientError {
     Other(String),
 }
 
+impl ClientError {
+    /// What the server's error answer means here (`id`: the call asked about).
+    fn answered(status: StatusCode, error: ApiError, id: Option<&str>) -> Self {
+        match error.kind {
+            ErrorKind::Unauthorized => ClientError::Unauthorized,
+            ErrorKind::NotFound => ClientError::NotFound(id.unwrap_or("?").to_string()),
+            ErrorKind::InvalidRequest { errors } if errors.is_empty() => {
+                ClientError::Invalid(vec![FieldError {
+                    field: "request".into(),
+                    message: error.error,
+                }])
+            }
+            ErrorKind::InvalidRequest { errors } => ClientError::Invalid(errors),
+            ErrorKind::CallNotPlaced { .. } => ClientError::CallNotPlaced(error.error),
+            ErrorKind::Forbidden
+            | ErrorKind::ShuttingDown
+            | ErrorKind::Internal
+            | ErrorKind::Unknown => {
+                ClientError::Other(format!("the server answered {status}: {}", error.error))
+            }
+        }
+    }
+}
+
 /// A small typed client for the server's API.
 #[derive(Clone)]
 pub struct ApiClient {
@@ -45,19 +70,10 @@ pub struct ApiClient {
     http: reqwest::Client,
 }
 
-/// One event from `GET /api/calls/{id}/events`.
-#[derive(Debug, Clone)]
-pub struct LiveEvent {
-    /// `snapshot`, `status`, `transcript`, `outcome`, `finished`.
-    pub name: String,
-    /// Its JSON payload.
-    pub data: Value,
-}
-
 impl ApiClient {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
-        crate::server::install_crypto_provider();
+        crate::crypto::install_tls_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
@@ -100,27 +116,12 @@ impl ApiClient {
         if status.is_success() {
             return Ok(response);
         }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let message = body["error"]
-            .as_str()
-            .unwrap_or("unexpected answer")
-            .to_string();
-        Err(match status {
-            StatusCode::UNAUTHORIZED => ClientError::Unauthorized,
-            StatusCode::NOT_FOUND => ClientError::NotFound(id.unwrap_or("?").to_string()),
-            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
-                let errors: Vec<FieldError> = serde_json::from_value(body["errors"].clone())
-                    .unwrap_or_else(|_| {
-                        vec![FieldError {
-                            field: "request".into(),
-                            message: message.clone(),
-                        }]
-                    });
-                ClientError::Invalid(errors)
-            }
-            StatusCode::BAD_GATEWAY => ClientError::CallNotPlaced(message),
-            other => ClientError::Other(format!("the server answered {other}: {message}")),
-        })
+        let body = response.bytes().await.unwrap_or_default();
+        Err(ClientError::answered(
+            status,
+            ApiError::from_response(status, &body),
+            id,
+        ))
     }
 
     /// Send a request and read its JSON answer (`what` names it in errors).
@@ -172,7 +173,8 @@ impl ApiClient {
         .await
     }
 
-    /// Follow a call's live events.
+    /// Follow a call's live events. Events this version does not know (from
+    /// a newer server) are skipped.
     pub async fn events(
         &self,
         id: &str,
@@ -183,12 +185,20 @@ impl ApiClient {
             .await
             .map_err(|e| self.unreachable(e))?;
         let response = self.check(response, Some(id)).await?;
-        Ok(response.bytes_stream().eventsource().map(|e| match e {
-            Ok(ev) => Ok(LiveEvent {
-                name: ev.event,
-                data: serde_json::from_str(&ev.data).unwrap_or(Value::Null),
-            }),
-            Err(e) => Err(ClientError::Other(format!("lost the live events: {e}"))),
-        }))
+        Ok(response
+            .bytes_stream()
+            .eventsource()
+            .filter_map(|e| async move {
+                match e {
+                    Ok(frame) => match LiveEvent::from_frame(&frame.event, &frame.data) {
+                        Ok(event) => Some(Ok(event)),
+                        Err(EventError::Unknown(_)) => None,
+                        Err(e) => Some(Err(ClientError::Other(e.to_string()))),
+                    },
+                    Err(e) => Some(Err(ClientError::Other(format!(
+                        "lost the live events: {e}"
+                    )))),
+                }
+            }))
     }
 }

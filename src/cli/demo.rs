@@ -19,6 +19,13 @@ pub struct DemoArgs {
     /// OpenAI key: use the real Realtime API instead of the stand-in
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub openai_api_key: Option<String>,
+    /// Serve the web page instead: place calls to simulated restaurants from
+    /// a browser and watch them live, until Ctrl-C
+    #[arg(long)]
+    pub web: bool,
+    /// With --web: the loopback port of the page (another free one if taken)
+    #[arg(long, default_value_t = 8080, requires = "web")]
+    pub port: u16,
 }
 
 /// Run the demo; the exit code is what `call` would return.
@@ -28,26 +35,19 @@ pub async fn run(args: DemoArgs) -> i32 {
         .openai_api_key
         .as_deref()
         .is_some_and(|k| !k.trim().is_empty());
+    if args.web {
+        return run_web(args, real_model).await;
+    }
     if !args.json {
         println!("SIMULATION — no real phone call is made.");
         println!(
             "A simulated telephone network and restaurant host (recorded speech) talk to the real reservoice server on this machine; the agent is {}.",
-            if real_model { "the real OpenAI Realtime model (OPENAI_API_KEY is set)" } else { "a scripted stand-in for the OpenAI Realtime API" }
+            agent_words(real_model)
         );
         println!();
     }
-    let options = RigOptions {
-        scenario: args.scenario,
-        timezone: crate::config::local_timezone(),
-        openai_api_key: args.openai_api_key.filter(|k| !k.trim().is_empty()),
-        ..Default::default()
-    };
-    let rig = match Rig::start(options).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("reservoice: cannot start the simulation: {e:#}");
-            return exit::ERROR;
-        }
+    let Some(rig) = start(world(&args)).await else {
+        return exit::ERROR;
     };
     let code = match ApiClient::new(&rig.server_url, None) {
         Ok(client) => {
@@ -70,4 +70,61 @@ pub async fn run(args: DemoArgs) -> i32 {
     }
     rig.shutdown().await;
     code
+}
+
+/// `demo --web`: the server with its page, the simulated telephone network
+/// with one restaurant per scenario, until Ctrl-C.
+async fn run_web(args: DemoArgs, real_model: bool) -> i32 {
+    let stop = super::serve::shutdown_signal();
+    let options = RigOptions {
+        restaurants: true,
+        record: true,
+        port: args.port,
+        ..world(&args)
+    };
+    let Some(rig) = start(options).await else {
+        return exit::ERROR;
+    };
+    println!("SIMULATION — no real phone call is made.");
+    println!();
+    println!("  The reservoice page: {}/", rig.server_url);
+    println!();
+    println!(
+        "Open it in a browser and place calls from its form. They go to simulated restaurants on this machine (each behaves differently: booked, another time offered, interrupted, a phone menu, an answering machine, busy, no answer); the agent is {}. Calls are recorded, and kept until the demo stops.",
+        agent_words(real_model)
+    );
+    println!("Press Ctrl-C to stop.");
+    stop.await;
+    rig.shutdown().await;
+    exit::BOOKED
+}
+
+/// The simulated world the demo asks for.
+fn world(args: &DemoArgs) -> RigOptions {
+    RigOptions {
+        scenario: args.scenario,
+        timezone: crate::config::local_timezone(),
+        openai_api_key: args.openai_api_key.clone().filter(|k| !k.trim().is_empty()),
+        ..Default::default()
+    }
+}
+
+/// Start the world, or say why not.
+async fn start(options: RigOptions) -> Option<Rig> {
+    match Rig::start(options).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("reservoice: cannot start the simulation: {e:#}");
+            None
+        }
+    }
+}
+
+/// Who plays the agent, as the demo says it.
+fn agent_words(real_model: bool) -> &'static str {
+    if real_model {
+        "the real OpenAI Realtime model (OPENAI_API_KEY is set)"
+    } else {
+        "a scripted stand-in for the OpenAI Realtime API"
+    }
 }

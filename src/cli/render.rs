@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::client::{ApiClient, ClientError};
+use crate::contract::{LineSpoken, LiveEvent, StatusChanged};
 use crate::domain::{CallRecord, CallStatus, OutcomeStatus, Speaker, TranscriptLine};
 
 /// Exit codes of `call` and `demo` (documented in the README).
@@ -26,26 +27,28 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
-/// The exit code a finished record means.
+/// The exit code a finished record means, from its outcome (the README's
+/// table): a booking is 0; an answered call that booked nothing is 3; a call
+/// that never reached anyone, or that failed on our side or the network's
+/// (`failed`, whatever the call status), is 4, so a script can retry on 4 and
+/// give up on 3. A record without an ending yet (no outcome, or
+/// `in_progress`) is judged by whether the restaurant answered.
 pub fn exit_code(record: &CallRecord) -> i32 {
-    if record
-        .outcome
-        .as_ref()
-        .is_some_and(|o| o.status.is_booking())
-    {
-        return exit::BOOKED;
-    }
-    match record.status {
-        CallStatus::Completed => exit::NOT_BOOKED,
-        CallStatus::InProgress
-            if record
-                .outcome
-                .as_ref()
-                .is_some_and(|o| o.status != OutcomeStatus::InProgress) =>
-        {
+    match record.outcome.as_ref().map(|o| o.status) {
+        Some(OutcomeStatus::Booked | OutcomeStatus::AlternativeBooked) => exit::BOOKED,
+        Some(
+            OutcomeStatus::DeclinedAlternative
+            | OutcomeStatus::Unavailable
+            | OutcomeStatus::NoReservationsTaken
+            | OutcomeStatus::Voicemail,
+        ) => exit::NOT_BOOKED,
+        Some(OutcomeStatus::NoAnswer | OutcomeStatus::Busy | OutcomeStatus::Failed) => {
+            exit::NOT_COMPLETED
+        }
+        Some(OutcomeStatus::InProgress) | None if record.status == CallStatus::Completed => {
             exit::NOT_BOOKED
         }
-        _ => exit::NOT_COMPLETED,
+        Some(OutcomeStatus::InProgress) | None => exit::NOT_COMPLETED,
     }
 }
 
@@ -126,10 +129,9 @@ pub async fn follow(client: &ApiClient, id: &str, quiet: bool) -> Result<CallRec
         while let Some(event) = events.next().await {
             let Ok(event) = event else { break };
             failures = 0;
-            match event.name.as_str() {
-                "snapshot" | "finished" => {
-                    let record: CallRecord = serde_json::from_value(event.data)
-                        .map_err(|e| ClientError::Other(format!("unreadable record: {e}")))?;
+            let finished = matches!(event, LiveEvent::Finished(_));
+            match event {
+                LiveEvent::Snapshot(record) | LiveEvent::Finished(record) => {
                     for line in record.transcript.iter().skip(printed) {
                         print_line(line, &spinner);
                     }
@@ -137,37 +139,26 @@ pub async fn follow(client: &ApiClient, id: &str, quiet: bool) -> Result<CallRec
                     if record.transcript.is_empty() {
                         spinner.set_message(status_words(record.status));
                     }
-                    if event.name == "finished" {
-                        break 'follow record;
+                    if finished {
+                        break 'follow *record;
                     }
                 }
-                "status" => {
-                    if let Some(status) = event.data["status"].as_str().and_then(CallStatus::parse)
-                    {
-                        if status == CallStatus::InProgress {
-                            spinner.set_message("Connected — listening…");
-                        } else {
-                            spinner.set_message(status_words(status));
-                        }
+                LiveEvent::Status(StatusChanged { status }) => {
+                    if status == CallStatus::InProgress {
+                        spinner.set_message("Connected — listening…");
+                    } else {
+                        spinner.set_message(status_words(status));
                     }
                 }
-                "transcript" => {
+                LiveEvent::Transcript(LineSpoken { line, seq }) => {
                     // `seq` is the line's position: after a reconnection the
                     // server may repeat lines this terminal already shows.
-                    let seq = event.data["seq"]
-                        .as_u64()
-                        .map(|s| s as usize)
-                        .unwrap_or(printed + 1);
-                    if seq > printed {
-                        if let Ok(line) =
-                            serde_json::from_value::<TranscriptLine>(event.data["line"].clone())
-                        {
-                            print_line(&line, &spinner);
-                            printed = seq;
-                        }
+                    if seq as usize > printed {
+                        print_line(&line, &spinner);
+                        printed = seq as usize;
                     }
                 }
-                _ => {}
+                LiveEvent::Outcome(_) => {}
             }
         }
         // The stream ended before the call did: the server restarted or the
@@ -195,18 +186,173 @@ const RECONNECT_ATTEMPTS: u32 = 15;
 /// Pause between those attempts.
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
-/// The outcome paragraph printed after the transcript.
+/// The outcome paragraph printed after the transcript. The record's error
+/// is added only when the outcome does not already say it: a refused call or
+/// an unreachable model carries the same words in both places.
 pub fn outcome_text(record: &CallRecord) -> String {
-    let mut out = String::new();
-    match &record.outcome {
-        Some(o) => out.push_str(&o.describe()),
-        None => out.push_str(&format!(
-            "No outcome recorded (call {}).",
-            record.status.as_str()
-        )),
-    }
-    if let Some(e) = &record.error {
-        out.push_str(&format!("\nProblem: {e}"));
+    let mut out = match &record.outcome {
+        Some(o) => o.describe(),
+        None => format!("No outcome recorded (call {}).", record.status.as_str()),
+    };
+    if let Some(e) = record.error.as_deref().map(str::trim) {
+        if !e.is_empty() && !out.contains(e) {
+            out.push_str(&format!("\nProblem: {e}"));
+        }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Outcome;
+    use serde_json::json;
+
+    /// Every outcome status, and a match that stops compiling when one is added
+    /// without a decision about its exit code.
+    const EVERY_OUTCOME: [OutcomeStatus; 10] = [
+        OutcomeStatus::Booked,
+        OutcomeStatus::AlternativeBooked,
+        OutcomeStatus::DeclinedAlternative,
+        OutcomeStatus::Unavailable,
+        OutcomeStatus::NoReservationsTaken,
+        OutcomeStatus::Voicemail,
+        OutcomeStatus::NoAnswer,
+        OutcomeStatus::Busy,
+        OutcomeStatus::Failed,
+        OutcomeStatus::InProgress,
+    ];
+    const _: fn(OutcomeStatus) = |s| match s {
+        OutcomeStatus::Booked
+        | OutcomeStatus::AlternativeBooked
+        | OutcomeStatus::DeclinedAlternative
+        | OutcomeStatus::Unavailable
+        | OutcomeStatus::NoReservationsTaken
+        | OutcomeStatus::Voicemail
+        | OutcomeStatus::NoAnswer
+        | OutcomeStatus::Busy
+        | OutcomeStatus::Failed
+        | OutcomeStatus::InProgress => {}
+    };
+    const EVERY_CALL_STATUS: [CallStatus; 9] = [
+        CallStatus::Queued,
+        CallStatus::Initiated,
+        CallStatus::Ringing,
+        CallStatus::InProgress,
+        CallStatus::Completed,
+        CallStatus::Busy,
+        CallStatus::NoAnswer,
+        CallStatus::Failed,
+        CallStatus::Canceled,
+    ];
+
+    fn record(status: CallStatus, outcome: Option<Outcome>, error: Option<&str>) -> CallRecord {
+        let mut r: CallRecord = serde_json::from_value(json!({
+            "id": "CAexit",
+            "status": "completed",
+            "reservation": {
+                "restaurant_name": "Chez Demo", "restaurant_phone": "+12125550123", "party_size": 2,
+                "slot": {"date": "2099-01-01", "time": "19:00:00", "timezone": "UTC"},
+                "customer_name": "Alex Doe", "callback": null, "notes": null, "flexibility": 0
+            },
+            "outcome": null, "transcript": [], "answered_by": null, "error": error,
+            "created_at": "2099-01-01T00:00:00Z", "updated_at": "2099-01-01T00:00:00Z",
+            "started_at": null, "ended_at": null
+        }))
+        .expect("a valid record");
+        r.status = status;
+        r.outcome = outcome;
+        r
+    }
+
+    /// The README's exit-code table: the row of `code`.
+    fn readme_row(code: i32) -> &'static str {
+        include_str!("../../README.md")
+            .lines()
+            .find(|l| l.starts_with(&format!("| {code} |")))
+            .unwrap_or_else(|| panic!("the README's exit-code table has no row for {code}"))
+    }
+
+    #[test]
+    fn every_outcome_has_the_exit_code_the_readme_gives_it_whatever_the_call_status() {
+        for outcome in EVERY_OUTCOME {
+            let want = match outcome {
+                OutcomeStatus::Booked | OutcomeStatus::AlternativeBooked => 0,
+                OutcomeStatus::DeclinedAlternative
+                | OutcomeStatus::Unavailable
+                | OutcomeStatus::NoReservationsTaken
+                | OutcomeStatus::Voicemail => 3,
+                OutcomeStatus::NoAnswer | OutcomeStatus::Busy | OutcomeStatus::Failed => 4,
+                OutcomeStatus::InProgress => continue, // not an ending: below
+            };
+            let name = format!("`{}`", outcome.as_str());
+            assert!(
+                readme_row(want).contains(&name),
+                "README row {want} should list {name}"
+            );
+            for other in [0, 3, 4].into_iter().filter(|c| *c != want) {
+                assert!(
+                    !readme_row(other).contains(&name),
+                    "README row {other} lists {name}"
+                );
+            }
+            for status in EVERY_CALL_STATUS {
+                let r = record(status, Some(Outcome::bare(outcome, None)), None);
+                assert_eq!(exit_code(&r), want, "outcome {outcome}, call {status:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_model_out_of_reach_is_a_failed_call_not_a_refusal() {
+        // The restaurant answered and heard the apology: the call completed,
+        // but nothing was asked. A script retries on 4.
+        let r = record(
+            CallStatus::Completed,
+            Some(Outcome::bare(
+                OutcomeStatus::Failed,
+                Some("the AI model could not be reached".into()),
+            )),
+            Some("the AI model could not be reached"),
+        );
+        assert_eq!(exit_code(&r), exit::NOT_COMPLETED);
+    }
+
+    #[test]
+    fn a_record_without_an_ending_is_judged_by_whether_the_call_completed() {
+        for status in EVERY_CALL_STATUS {
+            let want = if status == CallStatus::Completed {
+                3
+            } else {
+                4
+            };
+            for outcome in [None, Some(Outcome::bare(OutcomeStatus::InProgress, None))] {
+                let r = record(status, outcome, None);
+                assert_eq!(exit_code(&r), want, "call {status:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_error_the_outcome_already_tells_is_printed_once() {
+        let refusal = "Twilio refused the call (20003): Authenticate";
+        let r = record(
+            CallStatus::Failed,
+            Some(Outcome::bare(OutcomeStatus::Failed, Some(refusal.into()))),
+            Some(refusal),
+        );
+        let text = outcome_text(&r);
+        assert_eq!(text.matches(refusal).count(), 1, "{text}");
+        assert_eq!(text, format!("Call failed — {refusal}"));
+        // An error the outcome does not tell is still shown.
+        let r = record(
+            CallStatus::Completed,
+            Some(Outcome::bare(OutcomeStatus::Unavailable, None)),
+            Some("the recording could not be written"),
+        );
+        assert_eq!(
+            outcome_text(&r),
+            "Not booked: nothing available\nProblem: the recording could not be written"
+        );
+    }
 }

@@ -20,6 +20,7 @@ pub async fn run(args: SettingsArgs) -> i32 {
         warn!("--insecure-skip-signature is ON: anyone can post fake Twilio callbacks and open media streams. Use it only for local experiments.");
     }
     let public = settings.public_url.clone();
+    let stop = shutdown_signal();
     let app = match Application::build(settings, None).await {
         Ok(app) => app,
         Err(e) => {
@@ -33,7 +34,7 @@ pub async fn run(args: SettingsArgs) -> i32 {
         }
         Err(e) => warn!(error = %e, "cannot read the bound address"),
     }
-    match app.run_until(shutdown_signal()).await {
+    match app.run_until(stop).await {
         Ok(()) => {
             info!("stopped");
             exit::BOOKED
@@ -46,24 +47,39 @@ pub async fn run(args: SettingsArgs) -> i32 {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled: a SIGTERM that arrives between "listening" and the first
+/// poll must start the drain, not kill the process with the default action.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(interrupt) => {},
+                _ = wait(terminate) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        info!("shutting down");
     }
-    info!("shutting down");
 }

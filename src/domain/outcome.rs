@@ -131,6 +131,18 @@ mod hhmm {
     }
 }
 
+/// How an outcome is written when one may already be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeWrite {
+    /// A report (the agent's `finish_call`, a certain answering machine, a
+    /// call Twilio refused): it replaces whatever is recorded.
+    Report,
+    /// What the server concludes when nobody reported (the call ended,
+    /// failed, was never answered): written only while the outcome is
+    /// unsettled (absent or `in_progress`), so it never hides a report.
+    Fallback,
+}
+
 impl Outcome {
     /// An outcome with only a status and a note (failures, unanswered calls).
     pub fn bare(status: OutcomeStatus, notes: impl Into<Option<String>>) -> Self {

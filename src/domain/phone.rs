@@ -54,17 +54,10 @@ impl PhoneNumber {
         Ok(PhoneNumber(e164))
     }
 
-    /// The number's region (ISO 3166 alpha-2, e.g. `FR`) per libphonenumber,
-    /// used to guess the restaurant's time zone; `None` for shared or unknown ranges.
-    pub fn region(&self) -> Option<String> {
-        let parsed = phonenumber::parse(None, &self.0).ok()?;
-        let id = parsed.country().id()?;
-        Some(id.as_ref().to_string())
-    }
-
-    /// The one time zone of the number's country, when it has only one.
+    /// The number's time zone when its area code (or, for a mobile, its
+    /// country) settles it: libphonenumber's per-prefix zones (`domain::zones`).
     pub fn single_timezone(&self) -> Option<chrono_tz::Tz> {
-        super::zones::single_zone_of(&self.region()?)
+        super::zones::zone_of_number(&self.0, chrono::Utc::now()).single()
     }
 
     /// The E.164 string, for Twilio and the database.

@@ -23,14 +23,22 @@ pub const MAX_NOTES_CHARS: usize = 300;
 /// Largest party accepted unless configured otherwise.
 pub const DEFAULT_MAX_PARTY: u32 = 20;
 
-/// Number of guests, 1..=max.
+/// Number of guests: at least one, at most [`PartySize::LARGEST`].
+///
+/// Deserialising goes through the same check (a stored or received record
+/// cannot hold a party of 0); the server's own, possibly lower, limit is
+/// applied where a request or a stream is parsed ([`PartySize::parse`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "i64", into = "u32")]
 pub struct PartySize(u32);
 
 impl PartySize {
-    /// Accept a party size within `1..=max`.
+    /// The largest party any server may be configured to accept.
+    pub const LARGEST: u32 = 100;
+
+    /// Accept a party size within `1..=max` (`max` is capped at [`Self::LARGEST`]).
     pub fn parse(n: i64, max: u32) -> Result<Self, String> {
+        let max = max.min(Self::LARGEST);
         if n < 1 || n > i64::from(max) {
             return Err(format!("party size must be between 1 and {max}"));
         }
@@ -42,20 +50,150 @@ impl PartySize {
     }
 }
 
-/// How far from the requested time the person accepts another slot, in minutes.
+impl TryFrom<i64> for PartySize {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        PartySize::parse(n, PartySize::LARGEST)
+    }
+}
+
+impl From<PartySize> for u32 {
+    fn from(p: PartySize) -> u32 {
+        p.0
+    }
+}
+
+/// How far from the requested time the person accepts another slot, in
+/// minutes either side: at most [`Flexibility::MAX_MINUTES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(transparent)]
+#[serde(try_from = "u32", into = "u32")]
 pub struct Flexibility(u32);
 
 impl Flexibility {
+    /// The widest window accepted: 12 hours either side covers a whole
+    /// service; anything wider is not a preference for a time at all.
+    pub const MAX_MINUTES: u32 = 12 * 60;
+    /// The requested time only.
+    pub const EXACT: Flexibility = Flexibility(0);
+
     /// A window of `minutes` either side of the requested time.
-    pub fn minutes(minutes: u32) -> Self {
-        Flexibility(minutes)
+    pub fn minutes(minutes: u32) -> Result<Self, String> {
+        if minutes > Self::MAX_MINUTES {
+            return Err(format!(
+                "must be at most {}h ({} minutes)",
+                Self::MAX_MINUTES / 60,
+                Self::MAX_MINUTES
+            ));
+        }
+        Ok(Flexibility(minutes))
+    }
+    /// A window as people write it: `30m`, `1h`, `1h30m`, `45` (minutes).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let minutes = when::parse_flexibility(text.trim())
+            .ok_or_else(|| format!("'{text}' is not a duration like 30m or 1h"))?;
+        Flexibility::minutes(minutes)
     }
     /// Minutes either side of the requested time.
     pub fn get(self) -> u32 {
         self.0
     }
+}
+
+impl TryFrom<u32> for Flexibility {
+    type Error = String;
+    fn try_from(minutes: u32) -> Result<Self, String> {
+        Flexibility::minutes(minutes)
+    }
+}
+
+impl From<Flexibility> for u32 {
+    fn from(f: Flexibility) -> u32 {
+        f.0
+    }
+}
+
+/// Text a person typed that the agent will say and that travels in TwiML:
+/// trimmed, without control characters, at most `max` characters.
+fn clean_text(value: &str, max: usize) -> Result<String, String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    if trimmed.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// A restaurant's or a person's name: non-empty, one line, at most
+/// [`MAX_NAME_CHARS`] characters. The agent says it aloud and it travels as a
+/// `<Parameter>`, so a control character or a novel has no business in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Name(String);
+
+impl Name {
+    /// Accept a name (surrounding blanks are dropped).
+    pub fn parse(value: &str) -> Result<Self, String> {
+        clean_text(value, MAX_NAME_CHARS).map(Name)
+    }
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Free-text wishes ("window seat"): non-empty, no control characters, at
+/// most [`MAX_NOTES_CHARS`] characters (a TwiML parameter must stay short).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Notes(String);
+
+impl Notes {
+    /// Accept notes (surrounding blanks are dropped).
+    pub fn parse(value: &str) -> Result<Self, String> {
+        clean_text(value, MAX_NOTES_CHARS).map(Notes)
+    }
+    /// The notes as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! text_newtype_conversions {
+    ($t:ident) => {
+        impl TryFrom<String> for $t {
+            type Error = String;
+            fn try_from(value: String) -> Result<Self, String> {
+                $t::parse(&value)
+            }
+        }
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.0
+            }
+        }
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+text_newtype_conversions!(Name);
+text_newtype_conversions!(Notes);
+
+/// An optional field as given: absent and blank both mean "not given".
+fn given(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// The requested slot: a local date and time in the restaurant's time zone.
@@ -127,7 +265,7 @@ impl Slot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
     /// The restaurant's name as the person wrote it.
-    pub restaurant_name: String,
+    pub restaurant_name: Name,
     /// The number the agent calls.
     pub restaurant_phone: PhoneNumber,
     /// Number of guests.
@@ -135,11 +273,11 @@ pub struct Reservation {
     /// Requested date and time, resolved.
     pub slot: Slot,
     /// Name the booking goes under (the person the agent speaks for).
-    pub customer_name: String,
+    pub customer_name: Name,
     /// A number the restaurant may call back, if the person gave one.
     pub callback: Option<PhoneNumber>,
     /// Free-text wishes ("window seat").
-    pub notes: Option<String>,
+    pub notes: Option<Notes>,
     /// Acceptable distance from the requested time.
     pub flexibility: Flexibility,
 }
@@ -200,40 +338,6 @@ pub struct RequestRules {
     pub dial_policy: super::phone::DialPolicy,
 }
 
-fn check_text(
-    field: &str,
-    value: &str,
-    max: usize,
-    required: bool,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        if required {
-            errors.push(FieldError {
-                field: field.into(),
-                message: "must not be empty".into(),
-            });
-        }
-        return None;
-    }
-    if trimmed.chars().any(char::is_control) {
-        errors.push(FieldError {
-            field: field.into(),
-            message: "must not contain control characters".into(),
-        });
-        return None;
-    }
-    if trimmed.chars().count() > max {
-        errors.push(FieldError {
-            field: field.into(),
-            message: format!("must be at most {max} characters"),
-        });
-        return None;
-    }
-    Some(trimmed.to_string())
-}
-
 impl ReservationRequest {
     /// Validate every field and resolve the date and time against `now`.
     /// Returns one message per bad field, so a person can fix them all at once.
@@ -242,79 +346,34 @@ impl ReservationRequest {
         rules: &RequestRules,
         now: DateTime<Utc>,
     ) -> Result<Reservation, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let err = |errors: &mut Vec<FieldError>, field: &str, message: String| {
-            errors.push(FieldError {
-                field: field.into(),
-                message,
-            })
-        };
-        let phone = PhoneNumber::parse(&self.to)
-            .map_err(|e| e.to_string())
-            .and_then(|p| rules.dial_policy.check(&p).map(|()| p))
-            .map_err(|m| err(&mut errors, "to", m))
-            .ok();
-        let restaurant = check_text(
-            "restaurant",
-            &self.restaurant,
-            MAX_NAME_CHARS,
-            true,
-            &mut errors,
+        let mut errors = FieldErrors::default();
+        let phone = errors.check(
+            "to",
+            PhoneNumber::parse(&self.to)
+                .map_err(|e| e.to_string())
+                .and_then(|p| rules.dial_policy.check(&p).map(|()| p)),
         );
-        let name = check_text("name", &self.name, MAX_NAME_CHARS, true, &mut errors);
-        let notes = self
-            .notes
-            .as_deref()
-            .and_then(|n| check_text("notes", n, MAX_NOTES_CHARS, false, &mut errors));
-        let party = PartySize::parse(self.party_size, rules.max_party_size)
-            .map_err(|m| err(&mut errors, "party_size", m))
-            .ok();
-        let callback = match self
-            .callback
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            Some(c) => PhoneNumber::parse(c)
-                .map_err(|e| err(&mut errors, "callback", e.to_string()))
-                .ok(),
-            None => None,
+        let restaurant = errors.check("restaurant", Name::parse(&self.restaurant));
+        let name = errors.check("name", Name::parse(&self.name));
+        let notes =
+            given(self.notes.as_deref()).and_then(|n| errors.check("notes", Notes::parse(n)));
+        let party = errors.check(
+            "party_size",
+            PartySize::parse(self.party_size, rules.max_party_size),
+        );
+        let callback = given(self.callback.as_deref()).and_then(|c| {
+            errors.check("callback", PhoneNumber::parse(c).map_err(|e| e.to_string()))
+        });
+        let flexibility = match given(self.flexibility.as_deref()) {
+            Some(f) => errors.check("flexibility", Flexibility::parse(f)),
+            None => Some(Flexibility::EXACT),
         };
-        let flexibility = match self
-            .flexibility
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            Some(f) => match when::parse_flexibility(f) {
-                Some(m) if m <= 12 * 60 => Some(Flexibility::minutes(m)),
-                _ => {
-                    err(
-                        &mut errors,
-                        "flexibility",
-                        format!("'{f}' is not a duration like 30m or 1h (at most 12h)"),
-                    );
-                    None
-                }
-            },
-            None => Some(Flexibility::default()),
-        };
-        let timezone = match self
-            .timezone
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            Some(z) => z
-                .parse::<Tz>()
-                .map_err(|_| {
-                    err(
-                        &mut errors,
-                        "timezone",
-                        format!("'{z}' is not an IANA time zone like Europe/Paris"),
-                    )
-                })
-                .ok(),
+        let timezone = match given(self.timezone.as_deref()) {
+            Some(z) => errors.check(
+                "timezone",
+                z.parse::<Tz>()
+                    .map_err(|_| format!("'{z}' is not an IANA time zone like Europe/Paris")),
+            ),
             // No zone named: the number's country when it has one zone, else the server's.
             None => Some(
                 phone
@@ -326,12 +385,14 @@ impl ReservationRequest {
         let mut slot = None;
         if let Some(tz) = timezone {
             let today = now.with_timezone(&tz).date_naive();
-            let date = when::parse_date(&self.date, today)
-                .map_err(|e| err(&mut errors, "date", e.to_string()))
-                .ok();
-            let time = when::parse_time(&self.time)
-                .map_err(|e| err(&mut errors, "time", e.to_string()))
-                .ok();
+            let date = errors.check(
+                "date",
+                when::parse_date(&self.date, today).map_err(|e| e.to_string()),
+            );
+            let time = errors.check(
+                "time",
+                when::parse_time(&self.time).map_err(|e| e.to_string()),
+            );
             if let (Some(date), Some(time)) = (date, time) {
                 let s = Slot {
                     date,
@@ -340,13 +401,11 @@ impl ReservationRequest {
                 };
                 match s.instant() {
                     Some(at) if at > now => slot = Some(s),
-                    Some(_) => err(
-                        &mut errors,
+                    Some(_) => errors.push(
                         "date",
                         format!("{} at {} is in the past", date, time.format("%H:%M")),
                     ),
-                    None => err(
-                        &mut errors,
+                    None => errors.push(
                         "time",
                         "that time does not exist on that day (clock change)".into(),
                     ),
@@ -361,7 +420,7 @@ impl ReservationRequest {
                 Some(party_size),
                 Some(slot),
                 Some(flexibility),
-            ) if errors.is_empty() => Ok(Reservation {
+            ) if errors.0.is_empty() => Ok(Reservation {
                 restaurant_name,
                 restaurant_phone,
                 party_size,
@@ -371,8 +430,26 @@ impl ReservationRequest {
                 notes,
                 flexibility,
             }),
-            _ => Err(errors),
+            _ => Err(errors.0),
         }
+    }
+}
+
+/// The problems found so far in one request, one per field.
+#[derive(Default)]
+struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    /// Note a problem with `field`.
+    fn push(&mut self, field: &str, message: String) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message,
+        });
+    }
+    /// The value if `result` holds one, else note its problem under `field`.
+    fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.push(field, message)).ok()
     }
 }
 
@@ -398,6 +475,19 @@ pub mod param {
     pub const NOTES: &str = "notes";
     /// Flexibility in minutes.
     pub const FLEXIBILITY_MINUTES: &str = "flexibility_minutes";
+    /// Not part of the reservation but beside it: the per-call secret the
+    /// stream must present, checked against the call store.
+    pub const CALL_TOKEN: &str = "call_token";
+    /// Beside them on a stream that continues a call after Twilio pressed
+    /// keys ([`crate::domain::StreamContinuation`]): which stream of the call
+    /// it is (2, 3, …).
+    pub const STREAM_NUMBER: &str = "stream_number";
+    /// The call's clock (ms) when the call was updated.
+    pub const CALL_CLOCK_MS: &str = "call_clock_ms";
+    /// When the call was updated (RFC 3339, UTC).
+    pub const UPDATED_AT: &str = "updated_at";
+    /// Every continuation parameter: a stream carries all of them or none.
+    pub const CONTINUATION: [&str; 3] = [STREAM_NUMBER, CALL_CLOCK_MS, UPDATED_AT];
 }
 
 /// Why custom parameters could not be turned back into a reservation.
@@ -416,7 +506,7 @@ impl Reservation {
         let mut p = vec![
             (
                 param::RESTAURANT_NAME.to_string(),
-                self.restaurant_name.clone(),
+                self.restaurant_name.to_string(),
             ),
             (
                 param::RESTAURANT_PHONE.to_string(),
@@ -438,7 +528,10 @@ impl Reservation {
                 param::TIMEZONE.to_string(),
                 self.slot.timezone.name().to_string(),
             ),
-            (param::CUSTOMER_NAME.to_string(), self.customer_name.clone()),
+            (
+                param::CUSTOMER_NAME.to_string(),
+                self.customer_name.to_string(),
+            ),
             (
                 param::FLEXIBILITY_MINUTES.to_string(),
                 self.flexibility.get().to_string(),
@@ -448,70 +541,67 @@ impl Reservation {
             p.push((param::CALLBACK.to_string(), cb.as_str().to_string()));
         }
         if let Some(notes) = &self.notes {
-            p.push((param::NOTES.to_string(), notes.clone()));
+            p.push((param::NOTES.to_string(), notes.to_string()));
         }
         p
     }
 
-    /// Rebuild the reservation from `start.customParameters` alone.
-    /// `timezone` and `flexibility_minutes` are optional (UTC and 0 when absent),
-    /// so a stream opened by older TwiML still works.
+    /// Rebuild the reservation from `start.customParameters` alone, through
+    /// the same constructors as the API's request ([`Name`], [`Notes`],
+    /// [`PartySize`], [`Flexibility`], [`PhoneNumber`]): whatever the API
+    /// refuses, a stream is refused too (a stream may come from TwiML we did not
+    /// write). `timezone` and `flexibility_minutes` are optional (UTC and 0
+    /// when absent), so a stream opened by older TwiML still works.
     pub fn from_parameters(
         params: &HashMap<String, String>,
         max_party: u32,
     ) -> Result<Self, ParameterError> {
-        fn get<'a>(
-            params: &'a HashMap<String, String>,
-            name: &'static str,
-        ) -> Result<&'a str, ParameterError> {
-            params
-                .get(name)
-                .map(|s| s.as_str())
-                .filter(|s| !s.trim().is_empty())
-                .ok_or(ParameterError {
-                    name,
-                    problem: "missing".into(),
-                })
-        }
-        let bad = |name: &'static str, problem: String| ParameterError { name, problem };
-        let restaurant_name = get(params, param::RESTAURANT_NAME)?.to_string();
-        let restaurant_phone = PhoneNumber::parse(get(params, param::RESTAURANT_PHONE)?)
-            .map_err(|e| bad(param::RESTAURANT_PHONE, e.to_string()))?;
-        let party_size = get(params, param::PARTY_SIZE)?
+        let optional = |name: &'static str| given(params.get(name).map(String::as_str));
+        let required = |name: &'static str| {
+            optional(name).ok_or(ParameterError {
+                name,
+                problem: "missing".into(),
+            })
+        };
+        let bad = |name: &'static str| move |problem: String| ParameterError { name, problem };
+        // The same constructors as `ReservationRequest::into_reservation`: a
+        // value the API would refuse is refused here too.
+        let restaurant_name =
+            Name::parse(required(param::RESTAURANT_NAME)?).map_err(bad(param::RESTAURANT_NAME))?;
+        let restaurant_phone = PhoneNumber::parse(required(param::RESTAURANT_PHONE)?)
+            .map_err(|e| bad(param::RESTAURANT_PHONE)(e.to_string()))?;
+        let party_size = required(param::PARTY_SIZE)?
             .parse::<i64>()
-            .map_err(|e| bad(param::PARTY_SIZE, e.to_string()))
-            .and_then(|n| PartySize::parse(n, max_party).map_err(|m| bad(param::PARTY_SIZE, m)))?;
-        let date = NaiveDate::parse_from_str(get(params, param::DATE)?, "%Y-%m-%d")
-            .map_err(|e| bad(param::DATE, e.to_string()))?;
-        let time = NaiveTime::parse_from_str(get(params, param::TIME)?, "%H:%M")
-            .map_err(|e| bad(param::TIME, e.to_string()))?;
-        let timezone = match params.get(param::TIMEZONE).filter(|s| !s.is_empty()) {
+            .map_err(|e| e.to_string())
+            .and_then(|n| PartySize::parse(n, max_party))
+            .map_err(bad(param::PARTY_SIZE))?;
+        let date = NaiveDate::parse_from_str(required(param::DATE)?, "%Y-%m-%d")
+            .map_err(|e| bad(param::DATE)(e.to_string()))?;
+        let time = NaiveTime::parse_from_str(required(param::TIME)?, "%H:%M")
+            .map_err(|e| bad(param::TIME)(e.to_string()))?;
+        let timezone = match optional(param::TIMEZONE) {
             Some(z) => z
                 .parse::<Tz>()
-                .map_err(|e| bad(param::TIMEZONE, e.to_string()))?,
+                .map_err(|e| bad(param::TIMEZONE)(e.to_string()))?,
             None => Tz::UTC,
         };
-        let customer_name = get(params, param::CUSTOMER_NAME)?.to_string();
-        let callback = match params.get(param::CALLBACK).filter(|s| !s.is_empty()) {
-            Some(c) => {
-                Some(PhoneNumber::parse(c).map_err(|e| bad(param::CALLBACK, e.to_string()))?)
-            }
-            None => None,
+        let customer_name =
+            Name::parse(required(param::CUSTOMER_NAME)?).map_err(bad(param::CUSTOMER_NAME))?;
+        let callback = optional(param::CALLBACK)
+            .map(|c| PhoneNumber::parse(c).map_err(|e| bad(param::CALLBACK)(e.to_string())))
+            .transpose()?;
+        let notes = optional(param::NOTES)
+            .map(Notes::parse)
+            .transpose()
+            .map_err(bad(param::NOTES))?;
+        let flexibility = match optional(param::FLEXIBILITY_MINUTES) {
+            Some(m) => m
+                .parse::<u32>()
+                .map_err(|_| format!("'{m}' is not a number of minutes"))
+                .and_then(Flexibility::minutes)
+                .map_err(bad(param::FLEXIBILITY_MINUTES))?,
+            None => Flexibility::EXACT,
         };
-        let notes = params
-            .get(param::NOTES)
-            .filter(|s| !s.trim().is_empty())
-            .cloned();
-        let flexibility =
-            match params
-                .get(param::FLEXIBILITY_MINUTES)
-                .filter(|s| !s.is_empty())
-            {
-                Some(m) => Flexibility::minutes(m.parse().map_err(|_| {
-                    bad(param::FLEXIBILITY_MINUTES, format!("'{m}' is not a number"))
-                })?),
-                None => Flexibility::default(),
-            };
         Ok(Reservation {
             restaurant_name,
             restaurant_phone,
@@ -562,7 +652,8 @@ mod tests {
     }
     fn request() -> ReservationRequest {
         ReservationRequest {
-            to: "+12125550123".into(),
+            // Toll-free: no one zone, so the server's default applies.
+            to: "+18005550123".into(),
             restaurant: "Bob & Sue's \"Grill\" <Downtown>".into(),
             party_size: 4,
             date: "tomorrow".into(),
@@ -608,7 +699,14 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
             "01:00 on the 25th in Tokyo"
         );
-        // A UK number: London. A US number (several zones): the server default.
+        // A UK number: London; a San Francisco one: Los Angeles. A US
+        // toll-free number (several zones): the server default.
+        let mut sf = request();
+        sf.to = "+1 415 555 0123".into();
+        assert_eq!(
+            sf.into_reservation(&rules(), now()).unwrap().slot.timezone,
+            Tz::America__Los_Angeles
+        );
         let mut uk = request();
         uk.to = "+44 20 7946 0018".into();
         assert_eq!(
@@ -707,10 +805,13 @@ mod tests {
         let params: HashMap<String, String> =
             serde_json::from_value(v["start"]["customParameters"].clone()).unwrap();
         let r = Reservation::from_parameters(&params, DEFAULT_MAX_PARTY).unwrap();
-        assert_eq!(r.restaurant_name, "Bob & Sue's \"Grill\" <Downtown>");
+        assert_eq!(
+            r.restaurant_name.as_str(),
+            "Bob & Sue's \"Grill\" <Downtown>"
+        );
         assert_eq!(r.party_size.get(), 4);
         assert_eq!(r.slot.spoken_date(), "Wednesday 25 November");
-        assert_eq!(r.customer_name, "Alex Doe");
+        assert_eq!(r.customer_name.as_str(), "Alex Doe");
     }
 
     #[test]
@@ -722,13 +823,51 @@ mod tests {
     }
 
     #[test]
+    fn deserialising_goes_through_the_constructors() {
+        use serde_json::from_str;
+        assert_eq!(from_str::<PartySize>("4").unwrap().get(), 4);
+        assert_eq!(
+            from_str::<PartySize>(&PartySize::LARGEST.to_string())
+                .unwrap()
+                .get(),
+            PartySize::LARGEST
+        );
+        for bad in ["0", "-3", "101", "4294967300", "\"4\""] {
+            assert!(from_str::<PartySize>(bad).is_err(), "party size {bad}");
+        }
+        assert_eq!(from_str::<Flexibility>("720").unwrap().get(), 720);
+        assert!(from_str::<Flexibility>("721").is_err());
+        assert!(from_str::<Flexibility>("-1").is_err());
+        assert_eq!(
+            from_str::<Name>("\"  Chez Demo \"").unwrap().as_str(),
+            "Chez Demo"
+        );
+        for bad in ["\"\"", "\"   \"", "\"bell\\u0007\"", "\"two\\nlines\""] {
+            assert!(from_str::<Name>(bad).is_err(), "name {bad}");
+        }
+        assert!(from_str::<Name>(&format!("\"{}\"", "x".repeat(MAX_NAME_CHARS + 1))).is_err());
+        assert!(from_str::<Notes>(&format!("\"{}\"", "x".repeat(MAX_NOTES_CHARS))).is_ok());
+        assert!(from_str::<Notes>(&format!("\"{}\"", "x".repeat(MAX_NOTES_CHARS + 1))).is_err());
+        // Serialised as plain values: the stored records and the API keep their shape.
+        let r = request().into_reservation(&rules(), now()).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["party_size"], 4);
+        assert_eq!(v["flexibility"], 30);
+        assert_eq!(v["customer_name"], "Alex Doe");
+        assert_eq!(serde_json::from_value::<Reservation>(v.clone()).unwrap(), r);
+        let mut tampered = v;
+        tampered["party_size"] = 0.into();
+        assert!(serde_json::from_value::<Reservation>(tampered).is_err());
+    }
+
+    #[test]
     fn window_is_clamped_to_the_day() {
         let slot = Slot {
             date: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
             time: NaiveTime::from_hms_opt(19, 0, 0).unwrap(),
             timezone: Tz::UTC,
         };
-        let (a, b) = slot.window(Flexibility::minutes(30));
+        let (a, b) = slot.window(Flexibility::minutes(30).unwrap());
         assert_eq!(
             (a.format("%H:%M").to_string(), b.format("%H:%M").to_string()),
             ("18:30".into(), "19:30".into())
@@ -738,7 +877,7 @@ mod tests {
             ..slot
         };
         assert_eq!(
-            late.window(Flexibility::minutes(60))
+            late.window(Flexibility::minutes(60).unwrap())
                 .1
                 .format("%H:%M")
                 .to_string(),

@@ -1,171 +1,62 @@
 //! `/api/calls`: place a call, read records, follow a call live (SSE).
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Json;
-use chrono::Utc;
-use futures_util::StreamExt;
-use rand::distributions::{Alphanumeric, DistString};
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
-use serde_json::json;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::AppState;
-use crate::domain::reservation::RequestRules;
-use crate::domain::{CallStatus, FieldError, Outcome, OutcomeStatus, ReservationRequest};
-use crate::store::{CallEvent, Followed};
-use crate::twilio::rest::{CreateCall, TwilioError};
-use crate::twilio::twiml;
+use crate::contract::{ApiError, LineSpoken, LiveEvent, OutcomeRecorded, StatusChanged};
+use crate::dialer::PlaceError;
+use crate::domain::{CallRecord, FieldError, ReservationRequest};
+use crate::store::{CallEvent, Followed, StoreError};
 
-/// Status-callback events we ask Twilio for.
-const STATUS_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
-/// Seconds the restaurant's phone rings before Twilio gives up.
-const RING_TIMEOUT_SECS: u32 = 30;
-
-fn unprocessable(errors: Vec<FieldError>) -> Response {
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Json(json!({"error": "invalid reservation request", "errors": errors})),
-    )
-        .into_response()
+impl From<PlaceError> for ApiError {
+    fn from(e: PlaceError) -> Self {
+        match e {
+            PlaceError::ShuttingDown => ApiError::shutting_down(),
+            PlaceError::Invalid(errors) => ApiError::invalid(errors),
+            PlaceError::Refused {
+                message,
+                twilio_code,
+                record,
+            } => ApiError::call_not_placed(message, twilio_code, record),
+            e @ (PlaceError::Store(_) | PlaceError::RecordMissing(_)) => ApiError::internal(e),
+        }
+    }
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
-    warn!(error = %e, "request failed");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Json(json!({"error": e.to_string()})),
-    )
-        .into_response()
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(e)
+    }
 }
 
-/// `POST /api/calls`: validate, place the Twilio call with the reservation in
-/// the TwiML's stream parameters, store the record, answer `201` with it.
+/// The body did not read as the JSON expected: a `422` naming the body.
+fn unreadable(field: &str, message: String) -> ApiError {
+    ApiError::invalid(vec![FieldError {
+        field: field.into(),
+        message,
+    }])
+}
+
+/// `POST /api/calls`: place the call (`dialer::Dialer::place`), answer `201`
+/// with its record.
 pub async fn create_call(
     State(state): State<AppState>,
     body: Result<Json<ReservationRequest>, JsonRejection>,
-) -> Response {
-    if state.draining.load(Ordering::SeqCst) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": "the server is shutting down and places no new calls"})),
-        )
-            .into_response();
-    }
-    let request = match body {
-        Ok(Json(r)) => r,
-        Err(rejection) => {
-            return unprocessable(vec![FieldError {
-                field: "body".into(),
-                message: rejection.body_text(),
-            }])
-        }
-    };
-    let settings = &state.settings;
-    let rules = RequestRules {
-        default_timezone: settings.timezone,
-        max_party_size: settings.max_party_size,
-        dial_policy: settings.dial_policy.clone(),
-    };
-    let reservation = match request.into_reservation(&rules, Utc::now()) {
-        Ok(r) => r,
-        Err(errors) => return unprocessable(errors),
-    };
-    let call_token = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
-    let mut parameters = reservation.to_parameters();
-    parameters.push(("call_token".to_string(), call_token.clone()));
-    let public = &settings.public_url;
-    let doc = match twiml::connect_stream(
-        &public.stream_url(),
-        Some(&public.stream_status_callback()),
-        &parameters,
-    ) {
-        Ok(doc) => doc,
-        Err(e) => {
-            return unprocessable(vec![FieldError {
-                field: "notes".into(),
-                message: format!("the reservation is too long to send: {e}"),
-            }])
-        }
-    };
-    let create = CreateCall {
-        to: reservation.restaurant_phone.as_str().to_string(),
-        from: settings.twilio.from_number.as_str().to_string(),
-        twiml: doc,
-        status_callback: Some(public.status_callback()),
-        status_callback_events: STATUS_EVENTS.iter().map(|s| s.to_string()).collect(),
-        timeout_secs: Some(RING_TIMEOUT_SECS),
-        // Asynchronous AMD: the stream starts at once; Twilio posts who answered
-        // (after a machine's beep) to /twilio/amd, and the session reads it from the store.
-        machine_detection: Some("DetectMessageEnd".to_string()),
-        async_amd: true,
-        async_amd_status_callback: Some(public.amd_callback()),
-    };
-    info!(to = %reservation.restaurant_phone.masked(), "placing a call: {}", reservation.summary());
-    let call = match state.twilio.create_call(&create).await {
-        Ok(call) => call,
-        Err(e) => {
-            state.metrics.calls_refused.fetch_add(1, Ordering::Relaxed);
-            warn!(error = %e, "Twilio did not place the call");
-            let code = match &e {
-                TwilioError::Api { code, .. } => *code,
-                _ => None,
-            };
-            // Keep a record of the attempt, so `calls` shows it and why it failed.
-            let id = format!("RF{:032x}", rand::random::<u128>());
-            let message = e.to_string();
-            let recorded = async {
-                state
-                    .store
-                    .insert(&id, &reservation, &call_token, CallStatus::Failed)
-                    .await?;
-                state.store.set_error(&id, &message).await?;
-                state
-                    .store
-                    .set_outcome(
-                        &id,
-                        &Outcome::bare(OutcomeStatus::Failed, Some(message.clone())),
-                        false,
-                    )
-                    .await?;
-                state.store.get(&id).await
-            }
-            .await;
-            let record = match recorded {
-                Ok(r) => r,
-                Err(e) => {
-                    warn!(error = %e, "cannot record the refused call");
-                    None
-                }
-            };
-            return (
-                StatusCode::BAD_GATEWAY,
-                Json(json!({"error": message, "twilio_code": code, "call": record})),
-            )
-                .into_response();
-        }
-    };
-    state.metrics.calls_placed.fetch_add(1, Ordering::Relaxed);
-    info!(call_sid = %call.sid, "Twilio accepted the call");
-    if let Err(e) = state
-        .store
-        .insert(&call.sid, &reservation, &call_token, CallStatus::Queued)
-        .await
-    {
-        return internal(e);
-    }
-    match state.store.get(&call.sid).await {
-        Ok(Some(record)) => (StatusCode::CREATED, Json(record)).into_response(),
-        Ok(None) => internal("the call record vanished"),
-        Err(e) => internal(e),
-    }
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(request) = body.map_err(|r| unreadable("body", r.body_text()))?;
+    let record = state.dialer().place(request).await?;
+    Ok((StatusCode::CREATED, Json(record)))
 }
 
 /// Query of `GET /api/calls`.
@@ -176,19 +67,18 @@ pub struct ListQuery {
 }
 
 /// `GET /api/calls`: newest first.
-pub async fn list_calls(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
-    match state.store.list(q.limit.unwrap_or(50).min(500)).await {
-        Ok(calls) => Json(calls).into_response(),
-        Err(e) => internal(e),
-    }
+pub async fn list_calls(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = query.map_err(|r| unreadable("limit", r.body_text()))?;
+    Ok(Json(
+        state.store.list(q.limit.unwrap_or(50).min(500)).await?,
+    ))
 }
 
-fn not_found(id: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({"error": format!("no call with id {id}")})),
-    )
-        .into_response()
+fn no_such_call(id: &str) -> ApiError {
+    ApiError::not_found(format!("no call with id {id}"))
 }
 
 /// The recording of call `id` on this server, if there is one.
@@ -198,31 +88,29 @@ fn recording_file(state: &AppState, id: &str) -> Option<std::path::PathBuf> {
 
 /// `GET /api/calls/{id}`: the record with its transcript (and where its
 /// recording is, when there is one).
-pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match state.store.get(&id).await {
-        Ok(Some(mut r)) => {
-            r.recording = recording_file(&state, &id).map(|p| p.display().to_string());
-            Json(r).into_response()
-        }
-        Ok(None) => not_found(&id),
-        Err(e) => internal(e),
-    }
+pub async fn get_call(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CallRecord>, ApiError> {
+    let mut record = state
+        .store
+        .get(&id)
+        .await?
+        .ok_or_else(|| no_such_call(&id))?;
+    record.recording = recording_file(&state, &id).map(|p| p.display().to_string());
+    Ok(Json(record))
 }
 
 /// `GET /api/calls/{id}/recording`: the call's stereo WAV (left: the
 /// restaurant, right: the agent), 404 when the call was not recorded.
-pub async fn get_recording(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(path) = recording_file(&state, &id) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no recording for call {id}")})),
-        )
-            .into_response();
-    };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => ([(axum::http::header::CONTENT_TYPE, "audio/wav")], bytes).into_response(),
-        Err(e) => internal(e),
-    }
+pub async fn get_recording(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let path = recording_file(&state, &id)
+        .ok_or_else(|| ApiError::not_found(format!("no recording for call {id}")))?;
+    let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "audio/wav")], bytes))
 }
 
 /// `GET /api/calls/{id}/events`: Server-Sent Events. First `snapshot` (the
@@ -230,34 +118,43 @@ pub async fn get_recording(State(state): State<AppState>, Path(id): Path<String>
 /// `finished` (with the final record) when the call is over. Whichever
 /// instance handles the call, each line is sent once, in order
 /// ([`crate::store::CallStore::follow`]).
-pub async fn call_events(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let follow = match state.store.follow(&id).await {
-        Ok(Some(f)) => f,
-        Ok(None) => return not_found(&id),
-        Err(e) => return internal(e),
-    };
-    let stream = follow.map(|followed| {
-        Ok::<_, Infallible>(match &followed {
-            Followed::Snapshot(record) => snapshot_event("snapshot", record),
-            Followed::Event(event) => live_event(event),
-            Followed::Finished(record) => snapshot_event("finished", record),
-        })
-    });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
-        .into_response()
+pub async fn call_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let follow = state
+        .store
+        .follow(&id)
+        .await?
+        .ok_or_else(|| no_such_call(&id))?;
+    let stream = follow.map(|followed| Ok(sse_event(&live_event(followed))));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))))
 }
 
-fn live_event(event: &CallEvent) -> Event {
-    Event::default()
-        .event(event.name())
-        .json_data(event)
-        .unwrap_or_default()
+/// What the store's follower says, as the HTTP contract says it.
+fn live_event(followed: Followed) -> LiveEvent {
+    match followed {
+        Followed::Snapshot(record) => LiveEvent::Snapshot(Box::new(record)),
+        Followed::Finished(record) => LiveEvent::Finished(Box::new(record)),
+        Followed::Event(CallEvent::Transcript { line, seq }) => {
+            LiveEvent::Transcript(LineSpoken { line, seq })
+        }
+        Followed::Event(CallEvent::Status { status }) => {
+            LiveEvent::Status(StatusChanged { status })
+        }
+        Followed::Event(CallEvent::Outcome { outcome }) => {
+            LiveEvent::Outcome(OutcomeRecorded { outcome })
+        }
+    }
 }
 
-fn snapshot_event(name: &str, record: &crate::domain::CallRecord) -> Event {
-    Event::default()
-        .event(name)
-        .json_data(record)
-        .unwrap_or_default()
+/// One live event as an SSE frame (`contract::LiveEvent::to_frame`).
+fn sse_event(event: &LiveEvent) -> Event {
+    match event.to_frame() {
+        Ok(frame) => Event::default().event(frame.event).data(frame.data),
+        Err(e) => {
+            warn!(error = %e, event = event.name(), "cannot write a live event");
+            Event::default().comment("an event could not be written")
+        }
+    }
 }

@@ -39,11 +39,14 @@ pub async fn upgrade(
     }
     let ctx = state.call_context();
     let guard = StreamGuard::new(state.metrics.clone());
+    // Counted from now, so the drain on shutdown waits for this call.
+    let tracked = state.calls.token();
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             let _guard = guard;
+            let _tracked = tracked;
             session::run(ctx, socket).await;
         })
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::call::CallContext;
 use crate::config::Settings;
@@ -38,9 +39,22 @@ pub struct AppState {
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// Cancelled when the drain time is over: live calls end politely.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Every live call session: the drain waits on exactly these.
+    pub calls: tokio_util::task::TaskTracker,
 }
 
 impl AppState {
+    /// What placing a call needs (`POST /api/calls`, and any other way in).
+    pub fn dialer(&self) -> crate::dialer::Dialer {
+        crate::dialer::Dialer {
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            twilio: self.twilio.clone(),
+            metrics: self.metrics.clone(),
+            draining: self.draining.clone(),
+        }
+    }
+
     /// What a live call session needs.
     pub fn call_context(&self) -> CallContext {
         CallContext {
@@ -59,12 +73,6 @@ pub struct Application {
     state: AppState,
 }
 
-/// Install the process-wide TLS crypto provider (ring) once; both reqwest and
-/// tokio-tungstenite use rustls.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 impl Application {
     /// Open the call store and build the router. `listener`: an already bound
     /// socket (tests and `demo` bind port 0 first, so the public URL can name
@@ -74,7 +82,7 @@ impl Application {
         listener: Option<TcpListener>,
     ) -> anyhow::Result<Application> {
         use anyhow::Context;
-        install_crypto_provider();
+        crate::crypto::install_tls_provider();
         let listener = match listener {
             Some(l) => l,
             None => TcpListener::bind(settings.bind)
@@ -101,6 +109,7 @@ impl Application {
             metrics: Arc::new(metrics::Metrics::default()),
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            calls: tokio_util::task::TaskTracker::new(),
         };
         let router = router(state.clone());
         reaper::spawn(state.clone());
@@ -109,6 +118,13 @@ impl Application {
             router,
             state,
         })
+    }
+
+    /// Serve the web page with these options (`demo --web` offers the
+    /// simulated restaurants in its form).
+    pub fn with_web(mut self, web: crate::web::WebOptions) -> Application {
+        self.router = router_with(self.state.clone(), web);
+        self
     }
 
     /// The address actually bound.
@@ -131,6 +147,7 @@ impl Application {
     ) -> std::io::Result<()> {
         use std::sync::atomic::Ordering;
         use std::time::Duration;
+        use tokio::time::timeout;
         let state = self.state.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // TCP_NODELAY on every accepted socket: a Media Stream is a steady
@@ -151,28 +168,26 @@ impl Application {
         let server = tokio::spawn(async move { serve.await });
         shutdown.await;
         state.draining.store(true, Ordering::SeqCst);
-        let live = |s: &AppState| s.metrics.active_streams.load(Ordering::SeqCst);
-        if live(&state) > 0 {
+        // Closed: `wait` resolves once no call is left (streams that still
+        // arrive during the drain are served, and waited for, too).
+        state.calls.close();
+        if !state.calls.is_empty() {
             tracing::info!(
-                live_calls = live(&state),
+                live_calls = state.calls.len(),
                 drain_secs = state.settings.drain_timeout.as_secs(),
                 "draining: no new calls; waiting for live calls to finish"
             );
         }
-        let deadline = tokio::time::Instant::now() + state.settings.drain_timeout;
-        while live(&state) > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if live(&state) > 0 {
+        if timeout(state.settings.drain_timeout, state.calls.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
-                live_calls = live(&state),
+                live_calls = state.calls.len(),
                 "drain time over: ending the remaining calls politely"
             );
             state.shutdown.cancel();
-            let grace = tokio::time::Instant::now() + Duration::from_secs(10);
-            while live(&state) > 0 && tokio::time::Instant::now() < grace {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let _ = timeout(Duration::from_secs(10), state.calls.wait()).await;
         }
         let _ = stop_tx.send(());
         let result = match server.await {
@@ -186,6 +201,11 @@ impl Application {
 
 /// The routes (see PRODUCT.md, HTTP surface).
 pub fn router(state: AppState) -> Router {
+    router_with(state, crate::web::WebOptions::default())
+}
+
+/// The routes, with the web page's options.
+fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
     let api = Router::new()
         .route("/calls", post(api::create_call).get(api::list_calls))
         .route("/calls/{id}", get(api::get_call))
@@ -203,9 +223,70 @@ pub fn router(state: AppState) -> Router {
         .route("/media-stream", get(media::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
-        .route(
-            "/",
-            get(|| async { "reservoice is running. See /api/calls, /healthz and /metrics.\n" }),
+        .with_state(state.clone())
+        .merge(crate::web::routes(state, web))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
-        .with_state(state)
+}
+
+/// The span every HTTP request runs in: its method and path. Not the query
+/// string, the headers or the body, which may carry a token or a phone
+/// number; call ids in paths are no secret.
+pub fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::info_span!(
+        "http",
+        method = %request.method(),
+        path = %request.uri().path()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    /// Log output captured in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn request_spans_name_the_path_but_never_the_query() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let request = axum::http::Request::post("/api/calls?to=%2B12125550123&token=s3cret")
+                .body(())
+                .expect("a request");
+            let _inside = super::request_span(&request).entered();
+            tracing::info!("handled");
+        });
+        let text = String::from_utf8_lossy(&captured.0.lock().expect("log")).to_string();
+        assert!(
+            text.contains("http{method=POST path=/api/calls}: "),
+            "{text}"
+        );
+        assert!(
+            !text.contains("s3cret") && !text.contains("2125550123"),
+            "{text}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::auth::twilio_signed;
 use super::AppState;
-use crate::domain::CallStatus;
+use crate::domain::{AnsweredBy, CallStatus};
 
 fn form(body: &Bytes) -> Option<Vec<(String, String)>> {
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).ok()
@@ -153,13 +153,21 @@ pub async fn amd_result(
         Ok(p) => p,
         Err(code) => return code,
     };
-    if let (Some(call_sid), Some(answered_by)) =
-        (get(&params, "CallSid"), get(&params, "AnsweredBy"))
-    {
-        info!(call_sid, answered_by, "answering machine detection");
-        if let Err(e) = state.store.set_answered_by(call_sid, answered_by).await {
-            warn!(call_sid, error = %e, "cannot record who answered");
-        }
+    let (Some(call_sid), Some(text)) = (get(&params, "CallSid"), get(&params, "AnsweredBy")) else {
+        return StatusCode::NO_CONTENT;
+    };
+    // Parsed here, once: the store and the live call only see the enum.
+    let Some(answered_by) = AnsweredBy::parse(text) else {
+        warn!(
+            call_sid,
+            answered_by = text,
+            "unknown answering machine verdict ignored"
+        );
+        return StatusCode::NO_CONTENT;
+    };
+    info!(call_sid, %answered_by, "answering machine detection");
+    if let Err(e) = state.store.set_answered_by(call_sid, answered_by).await {
+        warn!(call_sid, error = %e, "cannot record who answered");
     }
     StatusCode::NO_CONTENT
 }

@@ -28,6 +28,17 @@ const MIN_PURITY: f32 = 0.6;
 /// Blocks a key must last to count (30 ms; Q.24 receivers accept 40 ms tones).
 const MIN_BLOCKS: u64 = 3;
 
+/// The (low, high) tone pair of a keypad key, from the same Q.23 table the
+/// detector listens for; `None` for a character that is not a key. The
+/// simulated Twilio uses it to play `<Play digits>` on the line.
+pub fn key_frequencies(key: char) -> Option<(f32, f32)> {
+    KEYS.iter().enumerate().find_map(|(row, keys)| {
+        keys.iter()
+            .position(|&k| k == key)
+            .map(|col| (LOW[row], HIGH[col]))
+    })
+}
+
 /// One key heard: which, when it started and how long it lasted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetectedKey {
@@ -140,7 +151,7 @@ mod tests {
     #[test]
     fn decodes_every_key_the_generator_makes_with_its_timing() {
         let all = "0123456789*#";
-        let audio = dtmf::tones(all).unwrap();
+        let audio = dtmf::tones(&dtmf::Keys::parse(all).unwrap());
         let keys = detect(&audio);
         let got: String = keys.iter().map(|k| k.key).collect();
         assert_eq!(got, all);
@@ -163,7 +174,7 @@ mod tests {
         let speech = crate::sim::voice::speak("For reservations, press two.");
         let mut audio = speech.clone();
         audio.extend(std::iter::repeat_n(mulaw::SILENCE, 37));
-        audio.extend(dtmf::tones("2#").unwrap());
+        audio.extend(dtmf::tones(&dtmf::Keys::parse("2#").unwrap()));
         let keys = detect(&audio);
         assert_eq!(keys.iter().map(|k| k.key).collect::<String>(), "2#");
         assert!(detect(&speech).is_empty(), "speech is not a key");
@@ -173,8 +184,30 @@ mod tests {
     }
 
     #[test]
+    fn key_frequencies_follow_the_keypad() {
+        assert_eq!(key_frequencies('1'), Some((697.0, 1209.0)));
+        assert_eq!(key_frequencies('#'), Some((941.0, 1477.0)));
+        assert_eq!(key_frequencies('D'), Some((941.0, 1633.0)));
+        assert_eq!(key_frequencies('w'), None);
+        for key in "0123456789*#".chars() {
+            assert_eq!(
+                key_frequencies(key).map(|(l, h)| (l as u32, h as u32)),
+                dtmf::Key::parse(key)
+                    .ok()
+                    .map(|k| k.frequencies())
+                    .map(|(l, h)| (l as u32, h as u32)),
+                "{key}"
+            );
+        }
+        // A-D exist on the line's keypad, but are no key the agent presses.
+        for key in "ABCD".chars() {
+            assert!(key_frequencies(key).is_some() && dtmf::Key::parse(key).is_err());
+        }
+    }
+
+    #[test]
     fn streaming_in_frames_matches_one_pass() {
-        let audio = dtmf::tones("937").unwrap();
+        let audio = dtmf::tones(&dtmf::Keys::parse("937").unwrap());
         let mut d = DtmfDetector::default();
         let mut keys = Vec::new();
         for frame in audio.chunks(160) {

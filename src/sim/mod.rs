@@ -19,6 +19,10 @@
 //! * [`scenario::Scenario`] is the script both follow: what the host says and
 //!   when ([`scenario::Cue`]), and what the agent answers, response by response.
 //!
+//! * [`switchboard::Switchboard`] lets one simulated world hold several
+//!   restaurants (`demo --web`): each number plays its own scenario, written
+//!   for the reservation its call carries.
+//!
 //! The product sits in the middle exactly as in production: Twilio audio in,
 //! model audio out. The simulators parse wire messages with their own code
 //! (`serde_json::Value`, not the product's types) so they catch bugs in the
@@ -28,6 +32,7 @@ pub mod dtmf_detect;
 pub mod realtime;
 pub mod rig;
 pub mod scenario;
+pub mod switchboard;
 pub mod telephone;
 pub mod vad;
 pub mod voice;

@@ -9,11 +9,20 @@
 //! real time in 100 ms audio deltas like the real service. Event shapes follow
 //! the `tests/fixtures/protocol/openai_*.json` fixtures exactly.
 //!
+//! A scenario whose restaurant speaks another language ([`HostLanguage`])
+//! is played only for a session whose brief asks for that language (and whose
+//! transcription hint names it); otherwise the stand-in fails the call
+//! loudly: an `error` event saying what is missing, then a close frame
+//! ([`REFUSAL_CLOSE_CODE`]) with the same reason.
+//!
 //! The session logic ([`Session`]) is synchronous and produces an outbox of
 //! JSON events; the socket task only moves frames and drives the pacing timer,
 //! so nothing here can panic on bad client input.
 
+#[cfg(doc)]
+use crate::sim::scenario::HostLanguage;
 use crate::sim::scenario::Scenario;
+use crate::sim::switchboard::Switchboard;
 use crate::sim::vad::{Vad, VadEvent};
 use crate::sim::voice;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -51,7 +60,14 @@ pub struct SessionLog {
     /// Responses the product triggered after the scenario's agent script ran out
     /// (nothing was produced for them).
     pub unscripted_responses: u32,
+    /// Why the stand-in refused to play the call (a restaurant speaking
+    /// another language than the brief asks for); it then closed the session.
+    pub refusal: Option<String>,
 }
+
+/// WebSocket close code the stand-in uses when it refuses a session
+/// (1008, policy violation: the session breaks the scenario's rules).
+pub const REFUSAL_CLOSE_CODE: u16 = 1008;
 
 /// One `conversation.item.truncate` as received, with the audio the item had.
 #[derive(Clone, Debug)]
@@ -73,6 +89,9 @@ struct Shared {
     cursor: Mutex<(usize, usize)>,
     /// Drop the connection after this many `response.done` (one-shot).
     drop_after: Mutex<Option<usize>>,
+    /// When set, each session plays the script of the call it is briefed
+    /// for, and resumes per call (instead of `scenario` and `cursor`).
+    switchboard: std::sync::OnceLock<Arc<Switchboard>>,
 }
 
 /// The running Realtime stand-in: an HTTP/WebSocket server on 127.0.0.1.
@@ -95,6 +114,7 @@ impl RealtimeSim {
             cancel: CancellationToken::new(),
             cursor: Mutex::new((0, 0)),
             drop_after: Mutex::new(None),
+            switchboard: std::sync::OnceLock::new(),
         });
         let app = Router::new()
             .route("/v1/realtime", get(ws_handler))
@@ -122,6 +142,12 @@ impl RealtimeSim {
     /// value to use as the product's Realtime base URL.
     pub fn url(&self) -> String {
         format!("ws://{}/v1/realtime", self.addr)
+    }
+
+    /// From now on, each session plays the script `switchboard` wrote for the
+    /// call its instructions name (several calls, several scenarios). Set once.
+    pub fn use_switchboard(&self, switchboard: Arc<Switchboard>) {
+        let _ = self.shared.switchboard.set(switchboard);
     }
 
     /// Every client event received, per session (in connection order), for assertions.
@@ -192,7 +218,10 @@ async fn ws_handler(
 async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: Option<String>) {
     let (mut tx, mut rx) = socket.split();
     let mut session = Session::new(shared.scenario.clone(), model);
-    {
+    let switchboard = shared.switchboard.get().cloned();
+    // With a switchboard, the call this session serves (known once briefed).
+    let mut seat: Option<String> = None;
+    if switchboard.is_none() {
         let (agent_idx, host_idx) = *lock(&shared.cursor);
         session.agent_idx = agent_idx;
         session.host_idx = host_idx;
@@ -232,7 +261,7 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
                 session = idx,
                 "realtime sim dropping the connection (as asked)"
             );
-            *lock(&shared.cursor) = (session.agent_idx, session.host_idx);
+            leave(&shared, &seat, &session);
             drop(tx);
             drop(rx);
             return;
@@ -255,18 +284,62 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
                     Some(Ok(_)) => continue,
                 };
                 let logged = session.on_text(&text, Instant::now());
+                if let (Some(sb), None) = (&switchboard, &seat) {
+                    let instructions = session.session["instructions"].as_str().unwrap_or("");
+                    if logged["type"] == "session.update" && !instructions.is_empty() {
+                        if let Some(s) = sb.model_joins(instructions) {
+                            info!(session = idx, call = %s.call_sid, scenario = s.scenario.name, "realtime sim session joins its call");
+                            session.scenario = s.scenario;
+                            (session.agent_idx, session.host_idx) = s.resume;
+                            seat = Some(s.call_sid);
+                        }
+                    }
+                }
                 let mut sessions = lock(&shared.sessions);
                 if let Some(log) = sessions.get_mut(idx) {
                     log.client_events.push(logged);
                     log.truncates.append(&mut session.new_truncates);
                     log.unscripted_responses = session.unscripted_responses;
+                    log.refusal = session.refusal().map(str::to_string);
                 }
             }
         }
+        if let Some(reason) = session.refusal().map(str::to_string) {
+            for event in session.outbox.drain(..) {
+                if tx
+                    .send(Message::Text(event.to_string().into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            // A close reason is at most 123 bytes.
+            let mut cut = reason.len().min(120);
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let frame = axum::extract::ws::CloseFrame {
+                code: REFUSAL_CLOSE_CODE,
+                reason: reason[..cut].to_string().into(),
+            };
+            let _ = tx.send(Message::Close(Some(frame))).await;
+            break;
+        }
     }
-    *lock(&shared.cursor) = (session.agent_idx, session.host_idx);
+    leave(&shared, &seat, &session);
     info!(session = idx, "realtime sim session closed");
     let _ = tx.close().await;
+}
+
+/// Keep where a closing session stopped, so a reconnection resumes there.
+fn leave(shared: &Shared, seat: &Option<String>, session: &Session) {
+    let at = (session.agent_idx, session.host_idx);
+    match (shared.switchboard.get(), seat) {
+        (Some(sb), Some(call)) => sb.model_leaves(call, at),
+        (Some(_), None) => {}
+        (None, _) => *lock(&shared.cursor) = at,
+    }
 }
 
 /// Random id shaped like OpenAI's: `prefix_` + 21 alphanumerics.
@@ -337,6 +410,12 @@ pub struct Session {
     unscripted_responses: u32,
     /// A system message matched the scenario's `on_system` keyword.
     system_armed: bool,
+    /// The session's configuration passed the scenario's language check
+    /// (always true for a scenario without one).
+    language_ok: bool,
+    /// Set once the session breaks the scenario's rules: nothing more is
+    /// played, and the socket task closes the connection.
+    refusal: Option<String>,
 }
 
 fn default_session(model: &str) -> Value {
@@ -478,7 +557,10 @@ impl Session {
             new_truncates: Vec::new(),
             unscripted_responses: 0,
             system_armed: false,
+            language_ok: false,
+            refusal: None,
         };
+        s.language_ok = s.scenario.language.is_none();
         let created = json!({"type": "session.created", "session": s.session.clone()});
         s.send(created);
         s
@@ -487,6 +569,48 @@ impl Session {
     /// Events waiting to be sent, in order.
     pub fn take_outbox(&mut self) -> Vec<Value> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Why this session was refused, if it was (the connection must close).
+    pub fn refusal(&self) -> Option<&str> {
+        self.refusal.as_deref()
+    }
+
+    /// Fail the call loudly: an `error` event that says what is wrong, no
+    /// more responses, and (in the socket task) a close frame with the reason.
+    fn refuse(&mut self, reason: String) {
+        warn!(
+            scenario = self.scenario.name,
+            "realtime sim refuses the session: {reason}"
+        );
+        self.error_event(
+            json!({"type": "invalid_request_error", "code": "sim_wrong_language",
+            "message": reason, "param": null, "event_id": null}),
+        );
+        self.active = None;
+        self.refusal = Some(reason);
+    }
+
+    /// The scenario's language check, over the session as configured now.
+    fn check_language(&mut self) {
+        let Some(language) = self.scenario.language.clone() else {
+            return;
+        };
+        let instructions = self.session["instructions"].as_str().unwrap_or("");
+        let missing = language.missing(
+            instructions,
+            &self.session["audio"]["input"]["transcription"],
+        );
+        if missing.is_empty() {
+            self.language_ok = true;
+        } else {
+            self.language_ok = false;
+            self.refuse(format!(
+                "the simulated restaurant speaks {}, but {}",
+                language.name,
+                missing.join("; ")
+            ));
+        }
     }
 
     /// When the active response wants its next step (None when idle).
@@ -525,7 +649,8 @@ impl Session {
         );
     }
 
-    /// Handle one client text frame; returns the value to log for it.
+    /// Handle one client text frame; returns the value to log for it. A
+    /// refused session only logs what it receives.
     pub fn on_text(&mut self, text: &str, now: Instant) -> Value {
         let event: Value = match serde_json::from_str(text) {
             Ok(v) => v,
@@ -539,8 +664,10 @@ impl Session {
                 return json!({"_unparsed": text});
             }
         };
-        self.on_event(&event, now);
-        self.pump(now);
+        if self.refusal.is_none() {
+            self.on_event(&event, now);
+            self.pump(now);
+        }
         event
     }
 
@@ -683,6 +810,7 @@ impl Session {
         self.transcription = self.session["audio"]["input"]["transcription"].is_object();
         let updated = json!({"type": "session.updated", "session": self.session.clone()});
         self.send(updated);
+        self.check_language();
     }
 
     fn on_append(&mut self, event: &Value, eid: &Value, now: Instant) {
@@ -810,6 +938,15 @@ impl Session {
     }
 
     fn start_response(&mut self, now: Instant) {
+        if !self.language_ok {
+            if self.refusal.is_none() {
+                let name = self.scenario.language.as_ref().map_or("", |l| l.name);
+                self.refuse(format!(
+                    "the simulated restaurant speaks {name}, but a response was asked for before any instructions"
+                ));
+            }
+            return;
+        }
         let armed = if self.system_armed {
             self.system_armed = false;
             self.scenario.on_system.as_ref().map(|(_, r)| r.clone())
@@ -1238,6 +1375,132 @@ mod tests {
         assert_eq!(s["audio"]["input"]["transcription"]["prompt"], Value::Null);
         assert_eq!(s["tools"][0]["name"], "finish_call");
         ws
+    }
+
+    /// The fixture's `session.update` with these instructions and transcription hint.
+    fn session_update(instructions: &str, hint: Option<&str>) -> Value {
+        let mut update: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/protocol/openai_session_update.json"
+        ))
+        .unwrap();
+        update["session"]["instructions"] = json!(instructions);
+        update["session"]["audio"]["input"]["transcription"]["language"] = json!(hint);
+        update
+    }
+
+    fn french_scenario() -> Scenario {
+        Scenario::french(&Booking {
+            date: "2026-11-26".into(),
+            ..Booking::demo()
+        })
+    }
+
+    #[tokio::test]
+    async fn realtime_sim_plays_the_french_host_for_a_french_brief() {
+        let scenario = french_scenario();
+        let intro = scenario.agent[0].say.clone().unwrap();
+        let sim = RealtimeSim::start(scenario.clone(), Some(KEY.into()))
+            .await
+            .unwrap();
+        let mut ws = connect(&sim, Some(KEY)).await.unwrap();
+        assert_eq!(next(&mut ws).await["type"], "session.created");
+        let brief = "You are calling Chez Demo. Speak French from your first word. In French, say the date and time the way people say them there: \"jeudi 26 novembre à 19 h\".";
+        send(&mut ws, session_update(brief, Some("fr"))).await;
+        assert_eq!(next(&mut ws).await["type"], "session.updated");
+
+        let mut audio = vec![0xFF; 4000];
+        audio.extend_from_slice(clip("fr_greeting").unwrap());
+        audio.extend(vec![0xFF; 12000]);
+        append(&mut ws, &audio).await;
+        let evs = until(&mut ws, "response.done").await;
+        let heard = evs
+            .iter()
+            .find(|e| e["type"] == "conversation.item.input_audio_transcription.completed")
+            .expect("the host's greeting is transcribed");
+        assert_eq!(heard["transcript"], "Bonsoir, Chez Demo, je vous écoute.");
+        let mut said = String::new();
+        let mut audio_out = Vec::new();
+        for e in &evs {
+            if e["type"] == "response.output_audio_transcript.delta" {
+                said.push_str(e["delta"].as_str().unwrap());
+            }
+            if e["type"] == "response.output_audio.delta" {
+                audio_out.extend(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(e["delta"].as_str().unwrap())
+                        .unwrap(),
+                );
+            }
+        }
+        assert_eq!(said, intro);
+        assert!(said.contains("jeudi 26 novembre à 19 h"), "{said}");
+        assert_eq!(audio_out, voice::speak(&intro));
+        assert!(sim.sessions()[0].refusal.is_none());
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn realtime_sim_fails_the_call_when_a_french_host_gets_an_english_brief() {
+        for (brief, hint, why) in [
+            (
+                "You are calling Chez Demo to book a table on Thursday 26 November at 7 PM. Use the language the host speaks.",
+                Some("en"),
+                "never ask for French",
+            ),
+            (
+                "Speak French from your first word: \"jeudi 26 novembre à 19 h\".",
+                None,
+                "transcription.language is None",
+            ),
+        ] {
+            let sim = RealtimeSim::start(french_scenario(), Some(KEY.into()))
+                .await
+                .unwrap();
+            let mut ws = connect(&sim, Some(KEY)).await.unwrap();
+            assert_eq!(next(&mut ws).await["type"], "session.created");
+            send(&mut ws, session_update(brief, hint)).await;
+            assert_eq!(next(&mut ws).await["type"], "session.updated");
+            let error = next(&mut ws).await;
+            assert_eq!(error["type"], "error", "{error}");
+            assert_eq!(error["error"]["code"], "sim_wrong_language");
+            let message = error["error"]["message"].as_str().unwrap();
+            assert!(message.contains(why), "{message}");
+            assert!(message.starts_with("the simulated restaurant speaks French"));
+            // Then the connection closes with the reason, and nothing is played.
+            let close = loop {
+                match tokio::time::timeout(Duration::from_secs(10), ws.next())
+                    .await
+                    .expect("closes")
+                {
+                    Some(Ok(WsMessage::Close(frame))) => break frame,
+                    Some(Ok(WsMessage::Text(t))) => panic!("played after refusing: {t}"),
+                    Some(Ok(_)) => continue,
+                    other => panic!("expected a close frame, got {other:?}"),
+                }
+            };
+            let frame = close.expect("a close frame with a reason");
+            assert_eq!(u16::from(frame.code), REFUSAL_CLOSE_CODE);
+            assert!(frame.reason.as_str().contains("French"), "{}", frame.reason);
+            let log = &sim.sessions()[0];
+            assert!(log.refusal.as_deref().unwrap().contains(why));
+            sim.shutdown().await;
+        }
+    }
+
+    #[test]
+    fn a_french_scenario_plays_nothing_before_it_is_briefed() {
+        let mut session = Session::new(french_scenario(), None);
+        let now = Instant::now();
+        session.on_text(r#"{"type": "response.create"}"#, now);
+        let out = session.take_outbox();
+        assert!(
+            out.iter().all(|e| e["type"] != "response.created"),
+            "{out:?}"
+        );
+        assert!(session
+            .refusal()
+            .unwrap()
+            .contains("before any instructions"));
     }
 
     #[tokio::test]

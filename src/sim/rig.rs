@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{Duration, Utc};
@@ -16,11 +17,13 @@ use tokio::sync::oneshot;
 
 use super::realtime::RealtimeSim;
 use super::scenario::{Booking, Scenario};
-use super::telephone::{Line, TelephoneConfig, TelephoneSim};
+use super::switchboard::Switchboard;
+use super::telephone::{KeyPressUpdate, Line, TelephoneConfig, TelephoneSim};
 use crate::config::SettingsArgs;
 use crate::domain::ReservationRequest;
 use crate::server::{AppState, Application};
 use crate::store::CallStore;
+use crate::web::{DemoForm, DemoRestaurant, WebOptions};
 
 /// Which conversation the restaurant and the stand-in model play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +39,25 @@ pub enum ScenarioKind {
     /// An answering machine answers: greeting, beep, then Twilio's async AMD
     /// callback (`machine_end_beep`).
     Voicemail,
+    /// A restaurant in France (a +33 number) whose host speaks French; the
+    /// stand-in model refuses a brief that does not ask for French. Hidden
+    /// from `--help` until the call's language is wired into the live call.
+    #[value(hide = true)]
+    French,
+}
+
+impl ScenarioKind {
+    /// The script of this conversation for `booking`.
+    pub fn script(self, booking: &Booking) -> Scenario {
+        match self {
+            ScenarioKind::Booked => Scenario::booked(booking),
+            ScenarioKind::Alternative => Scenario::alternative(booking),
+            ScenarioKind::BargeIn => Scenario::barge_in(booking),
+            ScenarioKind::Menu => Scenario::menu(booking),
+            ScenarioKind::Voicemail => Scenario::voicemail(booking),
+            ScenarioKind::French => Scenario::french(booking),
+        }
+    }
 }
 
 /// How to build the rig.
@@ -75,6 +97,16 @@ pub struct RigOptions {
     /// Leases of live calls (tests shorten them to see a dead instance's
     /// calls reaped quickly).
     pub lease: Option<crate::store::LeaseTimings>,
+    /// Several simulated restaurants, one per scenario (plus a busy line and
+    /// one nobody answers), each call scripted for the reservation it
+    /// carries; the web page's form offers them (`demo --web`).
+    pub restaurants: bool,
+    /// Listen on this loopback port (0: any free port; a taken one falls back to any).
+    pub port: u16,
+    /// How the server presses keys (`--dtmf`).
+    pub dtmf: crate::config::DtmfMode,
+    /// What the simulated Twilio does with a call update that presses keys.
+    pub key_press_update: KeyPressUpdate,
 }
 
 impl Default for RigOptions {
@@ -96,6 +128,10 @@ impl Default for RigOptions {
             record: false,
             database_url: None,
             lease: None,
+            restaurants: false,
+            port: 0,
+            dtmf: crate::config::DtmfMode::default(),
+            key_press_update: KeyPressUpdate::default(),
         }
     }
 }
@@ -112,6 +148,8 @@ pub struct Rig {
     pub model: Option<RealtimeSim>,
     /// The reservation facts the scenario expects.
     pub booking: Booking,
+    /// The restaurant's number (E.164): French for the French scenario.
+    pub restaurant_number: &'static str,
     /// The server's state (its call store).
     pub state: AppState,
     /// The Twilio auth token the world shares (to sign forged requests in tests).
@@ -122,13 +160,47 @@ pub struct Rig {
     /// started from them, see [`Rig::peer_settings`]).
     args: SettingsArgs,
     lease: Option<crate::store::LeaseTimings>,
+    /// The restaurant's zone (the scenario's "tomorrow" is counted there).
+    timezone: Tz,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _data_dir: tempfile::TempDir,
 }
 
+/// What the web page offers in a simulated world: the restaurants to call
+/// and a reservation that suits their recorded hosts.
+fn demo_page(switchboard: &Switchboard, booking: &Booking) -> WebOptions {
+    WebOptions {
+        demo: Some(DemoForm {
+            restaurants: switchboard
+                .restaurants()
+                .iter()
+                .map(|r| DemoRestaurant {
+                    number: r.number.clone(),
+                    label: r.label.to_string(),
+                })
+                .collect(),
+            example: ReservationRequest {
+                to: RESTAURANT_NUMBER.into(),
+                restaurant: booking.restaurant.clone(),
+                party_size: i64::from(booking.party_size),
+                date: "tomorrow".into(),
+                time: "7pm".into(),
+                name: booking.name.clone(),
+                flexibility: Some("30m".into()),
+                callback: Some("+12125550199".into()),
+                notes: None,
+                timezone: None,
+            },
+        }),
+    }
+}
+
 /// The simulated restaurant's number.
 pub const RESTAURANT_NUMBER: &str = "+12125550123";
+/// The simulated French restaurant's number (Paris; in the 01 99 00 range
+/// France keeps for fiction).
+pub const FRENCH_RESTAURANT_NUMBER: &str = "+33199001234";
 
 impl Rig {
     /// Start everything on loopback ports chosen by the OS.
@@ -146,18 +218,18 @@ impl Rig {
             spoken_date: tomorrow.format("%A %-d %B").to_string(),
             name: "Alex Doe".into(),
         };
-        let scenario = match options.scenario {
-            ScenarioKind::Booked => Scenario::booked(&booking),
-            ScenarioKind::Alternative => Scenario::alternative(&booking),
-            ScenarioKind::BargeIn => Scenario::barge_in(&booking),
-            ScenarioKind::Menu => Scenario::menu(&booking),
-            ScenarioKind::Voicemail => Scenario::voicemail(&booking),
+        let scenario = options
+            .custom_scenario
+            .clone()
+            .unwrap_or_else(|| options.scenario.script(&booking));
+        let restaurant_number = match options.scenario {
+            ScenarioKind::French => FRENCH_RESTAURANT_NUMBER,
+            _ => RESTAURANT_NUMBER,
         };
-        let scenario = options.custom_scenario.clone().unwrap_or(scenario);
         let mut lines = options.lines.clone();
         if options.scenario == ScenarioKind::Voicemail {
             lines
-                .entry(RESTAURANT_NUMBER.to_string())
+                .entry(restaurant_number.to_string())
                 .or_insert(Line::Voicemail);
         }
         let model_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
@@ -182,11 +254,15 @@ impl Rig {
             scenario,
             lines,
             ring_ms: options.ring_ms,
+            key_press_update: options.key_press_update.clone(),
         })
         .await?;
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("cannot bind a loopback port")?;
+        let listener = match TcpListener::bind(("127.0.0.1", options.port)).await {
+            Ok(l) => l,
+            Err(_) => TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("cannot bind a loopback port")?,
+        };
         let server_addr = listener.local_addr()?;
         let server_url = format!("http://{server_addr}");
         let args = SettingsArgs {
@@ -223,13 +299,26 @@ impl Rig {
             drain_secs: options.drain_secs,
             voicemail: options.voicemail,
             record: options.record,
+            dtmf: options.dtmf,
         };
         let mut settings = args.clone().resolve().context("simulated settings")?;
         if let Some(lease) = options.lease {
             settings.store.lease = lease;
         }
         let database_url = settings.database_url.expose().to_string();
-        let app = Application::build(settings, Some(listener)).await?;
+        let mut app = Application::build(settings, Some(listener)).await?;
+        if options.restaurants {
+            let switchboard = Arc::new(Switchboard::demo(
+                RESTAURANT_NUMBER,
+                options.scenario,
+                booking.clone(),
+            ));
+            phone.use_switchboard(switchboard.clone());
+            if let Some(model) = &model {
+                model.use_switchboard(switchboard.clone());
+            }
+            app = app.with_web(demo_page(&switchboard, &booking));
+        }
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
@@ -241,11 +330,13 @@ impl Rig {
             phone,
             model,
             booking,
+            restaurant_number,
             state,
             auth_token,
             database_url,
             args,
             lease: options.lease,
+            timezone: options.timezone,
             stop: Some(stop),
             server: Some(server),
             _data_dir: data_dir,
@@ -256,7 +347,7 @@ impl Rig {
     /// (tomorrow at 7pm, 4 people, 30 minutes of flexibility).
     pub fn request(&self) -> ReservationRequest {
         ReservationRequest {
-            to: RESTAURANT_NUMBER.into(),
+            to: self.restaurant_number.into(),
             restaurant: self.booking.restaurant.clone(),
             party_size: i64::from(self.booking.party_size),
             date: "tomorrow".into(),
@@ -265,7 +356,9 @@ impl Rig {
             flexibility: Some("30m".into()),
             callback: Some("+12125550199".into()),
             notes: Some("a quiet table if possible".into()),
-            timezone: None,
+            // Named, not guessed from the number: the scenario's date is
+            // "tomorrow" in this zone, whatever zone the number is in.
+            timezone: Some(self.timezone.name().to_string()),
         }
     }
 
@@ -286,6 +379,18 @@ impl Rig {
             settings.store.lease = lease;
         }
         Ok(settings)
+    }
+
+    /// [`Rig::request`] resolved now, as the server would (to store calls directly).
+    pub fn reservation(&self) -> anyhow::Result<crate::domain::Reservation> {
+        let rules = crate::domain::reservation::RequestRules {
+            default_timezone: self.state.settings.timezone,
+            max_party_size: self.state.settings.max_party_size,
+            dial_policy: self.state.settings.dial_policy.clone(),
+        };
+        self.request()
+            .into_reservation(&rules, Utc::now())
+            .map_err(|errors| anyhow::anyhow!("the rig's own request is invalid: {errors:?}"))
     }
 
     /// The call store.

@@ -10,10 +10,18 @@
 //! `connected`/`start`/real-time 20 ms `media` frames, a playback buffer for our
 //! audio that echoes `mark`s when played (or flushed by `clear`), and `stop`.
 //!
+//! A call update with new TwiML runs it as Twilio does: the stream gets `stop`
+//! and closes; `<Play digits>` are played on the line as keypad tones that the
+//! line's DTMF detector (the phone menu) hears; a `<Connect><Stream>` opens a
+//! new stream (new `streamSid`, its own `<Parameter>`s, numbering and
+//! timestamps from the start, signed like the first) and the host goes on with
+//! its script. [`KeyPressUpdate`] makes such an update fail instead.
+//!
 //! Everything that happened is recorded in a [`SimCall`] for assertions.
 
 use crate::audio::mulaw;
 use crate::sim::scenario::{host_audio, Cue, Scenario};
+use crate::sim::switchboard::Switchboard;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -52,6 +60,49 @@ pub struct TelephoneConfig {
     pub lines: HashMap<String, Line>,
     /// How long a call rings before the line's outcome, in ms.
     pub ring_ms: u64,
+    /// What the network does with a call update that presses keys
+    /// (`<Play digits>` then `<Connect><Stream>`).
+    pub key_press_update: KeyPressUpdate,
+}
+
+/// What the simulated Twilio does with a call update whose TwiML presses keys
+/// (`<Play digits>`) and then opens a new stream: what Twilio does, or one of
+/// the ways it can go wrong, for the tests of those cases.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum KeyPressUpdate {
+    /// As Twilio does: the current stream gets `stop` and closes, the keys
+    /// are played on the line (the phone menu hears them), and a new stream
+    /// opens to the `<Stream url>` with the new parameters and `streamSid`.
+    #[default]
+    Follow,
+    /// Twilio refuses the update with this HTTP status and error body (e.g.
+    /// 429 and code 20429 when requests come too fast): nothing changes on
+    /// the call, its stream goes on.
+    Refuse {
+        /// HTTP status of the answer.
+        status: u16,
+        /// Twilio's error code in the body.
+        code: u32,
+        /// Twilio's message in the body.
+        message: String,
+    },
+    /// The update is accepted, the stream stops and the keys are played, but
+    /// the new stream never opens: the line stays up and silent until the
+    /// call is ended or updated again (or the callee gives up after
+    /// [`IDLE_HANGUP_MS`]).
+    NoNewStream,
+}
+
+impl KeyPressUpdate {
+    /// Refuse key-press updates the way Twilio answers requests that come too
+    /// fast: HTTP 429, code 20429.
+    pub fn refuse_too_many_requests() -> Self {
+        KeyPressUpdate::Refuse {
+            status: 429,
+            code: 20429,
+            message: "Too Many Requests".into(),
+        }
+    }
 }
 
 /// How a called number behaves.
@@ -92,13 +143,15 @@ pub struct SimCall {
     pub from: String,
     /// The `Twiml` the call was created with.
     pub twiml: String,
-    /// `<Stream url>` from the TwiML, if any.
+    /// `<Stream url>` from the TwiML the call was created with, if any.
     pub stream_url: Option<String>,
-    /// `<Parameter>` name/value pairs, unescaped, in document order.
+    /// That stream's `<Parameter>` name/value pairs, unescaped, in document order.
     pub parameters: Vec<(String, String)>,
     /// Status callbacks sent: (`CallStatus`, HTTP status our server answered; 0 = request failed).
     pub status_callbacks: Vec<(String, u16)>,
-    /// HTTP status of the WebSocket upgrade (101 ok, 403 refused, ...), None if never tried or no HTTP answer.
+    /// HTTP status of the first WebSocket upgrade that got an answer (101 ok,
+    /// 403 refused, ...), None if never tried or no HTTP answer; every
+    /// stream's is in `streams`.
     pub upgrade_status: Option<u16>,
     /// Every `clear` received.
     pub clears: Vec<Clear>,
@@ -126,16 +179,68 @@ pub struct SimCall {
     pub host_lines_spoken: Vec<String>,
     /// The create-call form as received (name/value pairs, in order).
     pub create_form: Vec<(String, String)>,
-    /// Keys the telephone heard pressed in the agent audio it played (a
-    /// Goertzel DTMF detector over that audio), in order.
+    /// Keys the telephone heard pressed, in order: in the agent audio it
+    /// played (a Goertzel DTMF detector over that audio), and in the keys
+    /// Twilio played for `<Play digits>` (the same detector over their tones).
     pub dtmf_detected: String,
-    /// The same keys with where they started in the played agent audio and how long they sounded.
+    /// The keys heard in the agent audio, with where they started in the
+    /// played agent audio and how long they sounded (for `<Play digits>`,
+    /// see `play_digits`).
     pub dtmf_tones: Vec<crate::sim::dtmf_detect::DetectedKey>,
     /// Async AMD callbacks sent: (`AnsweredBy`, HTTP status our server answered; 0 = failed).
     pub amd_callbacks: Vec<(String, u16)>,
     /// REST requests to end the call (`Status=completed` or `canceled`),
     /// including those that came after it had ended.
     pub hangup_requests: u32,
+    /// Every Media Stream of the call, in order: the first, then one per call
+    /// update that reconnected (a key press through Twilio).
+    pub streams: Vec<SimStream>,
+    /// Every `<Play digits>` played on the line, in order. The keys heard in
+    /// them are in `dtmf_detected` too.
+    pub play_digits: Vec<PlayedDigits>,
+    /// Every call update with new TwiML: the document and the HTTP status the
+    /// simulated Twilio answered.
+    pub updates: Vec<(String, u16)>,
+    /// Warnings Twilio would log in its debugger for the call's TwiML (e.g.
+    /// `13430` for `<Play digits>` it cannot play); the call goes on.
+    pub twiml_warnings: Vec<String>,
+}
+
+/// One Media Stream of a call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStream {
+    /// `MZ` + 32 hex; empty when the stream never started.
+    pub stream_sid: String,
+    /// The `<Stream url>` it was opened to.
+    pub url: String,
+    /// Its `<Parameter>`s (its `start.customParameters`), in document order.
+    pub parameters: Vec<(String, String)>,
+    /// HTTP status of its WebSocket upgrade; None without an HTTP answer.
+    pub upgrade_status: Option<u16>,
+    /// The call's clock (ms since the first stream started) when its
+    /// `start` was sent.
+    pub started_at_call_ms: Option<u64>,
+    /// The call's clock when it ended.
+    pub ended_at_call_ms: Option<u64>,
+    /// True when the telephone ended it (`stop`, then close: a call update,
+    /// a hang-up); false when our server closed it.
+    pub stopped: bool,
+    /// Inbound `media` frames sent on it.
+    pub media_frames: u64,
+}
+
+/// Keys the telephone played on the line for `<Play digits>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlayedDigits {
+    /// The `digits` attribute as received (keys and `w`/`W` pauses).
+    pub digits: String,
+    /// The call's clock when the first key or pause started.
+    pub at_call_ms: u64,
+    /// How long the keys and pauses took on the line, in ms.
+    pub duration_ms: u64,
+    /// The keys the line's DTMF detector heard in what was played, with
+    /// their start relative to `at_call_ms`.
+    pub heard: Vec<crate::sim::dtmf_detect::DetectedKey>,
 }
 
 enum Control {
@@ -154,7 +259,10 @@ struct Shared {
     auth_token: String,
     scenario: Scenario,
     lines: HashMap<String, Line>,
+    /// When set, numbers and scripts come from here (several restaurants).
+    switchboard: std::sync::OnceLock<Arc<Switchboard>>,
     ring_ms: u64,
+    key_press_update: KeyPressUpdate,
     calls: Mutex<Vec<CallEntry>>,
     http: reqwest::Client,
     cancel: CancellationToken,
@@ -185,7 +293,9 @@ impl TelephoneSim {
             auth_token: config.auth_token,
             scenario: config.scenario,
             lines: config.lines,
+            switchboard: std::sync::OnceLock::new(),
             ring_ms: config.ring_ms,
+            key_press_update: config.key_press_update,
             calls: Mutex::new(Vec::new()),
             http,
             cancel: CancellationToken::new(),
@@ -211,6 +321,13 @@ impl TelephoneSim {
             shared,
             server,
         })
+    }
+
+    /// From now on, each number behaves as `switchboard` says and each
+    /// answered call follows the script it writes for that call (instead of
+    /// the one scenario and `lines` of the config). Set once.
+    pub fn use_switchboard(&self, switchboard: Arc<Switchboard>) {
+        let _ = self.shared.switchboard.set(switchboard);
     }
 
     /// `http://127.0.0.1:PORT`, what the product uses as `TWILIO_API_BASE`.
@@ -300,6 +417,9 @@ pub struct Twiml {
     pub says_after_connect: Vec<String>,
     /// A `<Hangup/>` is present.
     pub hangup: bool,
+    /// `digits` of each `<Play>` before the `<Connect>` (or of all of them if
+    /// there is none), unescaped, in order: keys Twilio presses first.
+    pub play_digits: Vec<String>,
 }
 
 /// A `<Stream>` element.
@@ -377,6 +497,11 @@ pub fn parse_twiml(xml: &str) -> Result<Twiml, String> {
                 }
                 "Connect" => seen_connect = true,
                 "Hangup" => out.hangup = true,
+                "Play" if !seen_connect => {
+                    if let Some(digits) = attrs.get("digits") {
+                        out.play_digits.push(digits.clone());
+                    }
+                }
                 "Say" => {
                     if empty {
                         // <Say/> says nothing
@@ -692,20 +817,42 @@ fn update_call(shared: &Shared, sid: &str, form: Vec<(String, String)>) -> Respo
     };
     let mut body = call_json(&shared.account_sid, entry);
     if let Some(twiml) = get("Twiml") {
-        if entry.call.ended {
-            return rest_error(
+        let refusal = if entry.call.ended {
+            Some((
                 StatusCode::BAD_REQUEST,
                 21220,
-                "Call is not in-progress. Cannot redirect.",
-            );
+                "Call is not in-progress. Cannot redirect.".to_string(),
+            ))
+        } else {
+            match parse_twiml(&twiml) {
+                Err(e) => Some((
+                    StatusCode::BAD_REQUEST,
+                    12100,
+                    format!("Document parse failure: {e}"),
+                )),
+                Ok(parsed) => match &shared.key_press_update {
+                    KeyPressUpdate::Refuse {
+                        status,
+                        code,
+                        message,
+                    } if !parsed.play_digits.is_empty() && parsed.stream.is_some() => Some((
+                        StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+                        *code,
+                        message.clone(),
+                    )),
+                    _ => None,
+                },
+            }
+        };
+        if let Some((status, code, message)) = refusal {
+            info!(call = sid, code, "telephone sim: call update refused");
+            entry.call.updates.push((twiml, status.as_u16()));
+            return rest_error(status, code, &message);
         }
-        if let Err(e) = parse_twiml(&twiml) {
-            return rest_error(
-                StatusCode::BAD_REQUEST,
-                12100,
-                &format!("Document parse failure: {e}"),
-            );
-        }
+        entry
+            .call
+            .updates
+            .push((twiml.clone(), StatusCode::OK.as_u16()));
         let _ = entry.control.send(Control::Redirect(twiml));
     } else if let Some(status) = get("Status") {
         let reason = match status.as_str() {
@@ -848,10 +995,12 @@ async fn run_call(
     cb.send(&shared, &snapshot(&shared), "ringing", "ringing", &[])
         .await;
 
+    let to = snapshot(&shared).to;
     let line = shared
-        .lines
-        .get(&snapshot(&shared).to)
-        .cloned()
+        .switchboard
+        .get()
+        .and_then(|sb| sb.line(&to))
+        .or_else(|| shared.lines.get(&to).cloned())
         .unwrap_or(Line::Answer);
     let ring = if matches!(line, Line::Fail) {
         0
@@ -893,7 +1042,10 @@ async fn run_call(
         };
         (url, who)
     });
-    let ended_by = run_stream(&shared, &sid, &params.twiml, &mut control, amd).await;
+    let ended_by = run_twiml(&shared, &sid, &params.twiml, &mut control, amd).await;
+    if let Some(sb) = shared.switchboard.get() {
+        sb.disconnect(&sid);
+    }
     let secs = answered_at.elapsed().as_millis().div_ceil(1000) as u64;
     finish(&shared, &sid, &mut cb, "completed", ended_by, secs, "200").await;
 }
@@ -965,13 +1117,21 @@ async fn finish(
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Per-stream playback and host state, advanced one 20 ms frame per tick.
+/// The line's state, advanced one 20 ms frame per tick: the call's clock and
+/// the host's place in the script, which carry on from one Media Stream to the
+/// next, and the current stream's own numbering and playback buffer, which
+/// [`StreamState::begin_stream`] starts afresh.
 struct StreamState {
     stream_sid: String,
     call_sid: String,
     account_sid: String,
     seq: u64,
+    /// The call's clock: frames since the first stream started, gaps between
+    /// streams included.
     frames: u64,
+    /// `frames` when the current stream started: Twilio counts `chunk` and
+    /// `media.timestamp` from the start of each stream (twilio.md 5.3).
+    stream_start_frame: u64,
     buffer: VecDeque<u8>,
     enqueued: u64,
     played: u64,
@@ -993,8 +1153,82 @@ struct StreamState {
 }
 
 impl StreamState {
-    fn stream_ms(&self) -> u64 {
+    /// A line on which no stream has started yet.
+    fn new(call_sid: &str, account_sid: &str) -> Self {
+        StreamState {
+            stream_sid: String::new(),
+            call_sid: call_sid.to_string(),
+            account_sid: account_sid.to_string(),
+            seq: 0,
+            frames: 0,
+            stream_start_frame: 0,
+            buffer: VecDeque::new(),
+            enqueued: 0,
+            played: 0,
+            marks: VecDeque::new(),
+            playing: false,
+            turn_played: 0,
+            agent_since_host: false,
+            last_agent_end_ms: 0,
+            last_activity_ms: 0,
+            host_next: 0,
+            host_speaking: None,
+            out: Vec::new(),
+            host_lines_done: 0,
+            dtmf: Default::default(),
+            dtmf_since_host: String::new(),
+        }
+    }
+
+    /// A new stream starts on the line: new `streamSid`, numbering from 1,
+    /// timestamps from 0, an empty playback buffer (audio queued on the old
+    /// stream was never played), no pending marks. The call's clock, the
+    /// host's script and the keys heard carry on.
+    fn begin_stream(&mut self, stream_sid: String) {
+        self.stream_sid = stream_sid;
+        self.seq = 0;
+        self.stream_start_frame = self.frames;
+        self.buffer.clear();
+        self.enqueued = 0;
+        self.played = 0;
+        self.marks.clear();
+        self.playing = false;
+        self.turn_played = 0;
+        self.out.clear();
+    }
+
+    /// The call's clock, ms since the first stream started.
+    fn call_ms(&self) -> u64 {
         self.frames * FRAME_MS
+    }
+
+    /// The current stream's clock, ms since it started: its `media.timestamp`.
+    fn stream_ms(&self) -> u64 {
+        (self.frames - self.stream_start_frame) * FRAME_MS
+    }
+
+    /// One 20 ms frame while no stream is open (Twilio playing keys, or
+    /// connecting the next stream): the clock runs, a host line already
+    /// under way goes on (our server never hears it), and `line_audio` (keys
+    /// Twilio plays, silence otherwise) is our side's sound on the line, as
+    /// agent audio is. No new host line starts while the line has no stream.
+    fn gap_tick(&mut self, line_audio: &[u8]) {
+        let now_ms = self.call_ms();
+        if let Some((audio, pos)) = self.host_speaking.as_mut() {
+            *pos = (*pos + FRAME_BYTES).min(audio.len());
+            self.last_activity_ms = now_ms;
+            if *pos >= audio.len() {
+                self.host_speaking = None;
+                self.agent_since_host = false;
+                self.host_lines_done += 1;
+            }
+        }
+        self.frames += 1;
+        if line_audio.iter().any(|&b| b != mulaw::SILENCE) {
+            self.agent_since_host = true;
+            self.last_agent_end_ms = self.call_ms();
+            self.last_activity_ms = self.call_ms();
+        }
     }
 
     fn next_seq(&mut self) -> String {
@@ -1010,7 +1244,7 @@ impl StreamState {
 
     /// Should the host start its next line now?
     fn cue_ready(&self, cue: &Cue) -> bool {
-        let now = self.stream_ms();
+        let now = self.call_ms();
         match cue {
             Cue::Answer { after_ms } => now >= *after_ms,
             Cue::AfterAgent { silence_ms } => {
@@ -1044,7 +1278,7 @@ impl StreamState {
             }
         }
         let mut frame = [mulaw::SILENCE; FRAME_BYTES];
-        let now_ms = self.stream_ms();
+        let now_ms = self.call_ms();
         if let Some((audio, pos)) = self.host_speaking.as_mut() {
             let n = (audio.len() - *pos).min(FRAME_BYTES);
             frame[..n].copy_from_slice(&audio[*pos..*pos + n]);
@@ -1058,9 +1292,10 @@ impl StreamState {
         }
         let seq = self.next_seq();
         let ts = self.stream_ms();
+        let chunk = self.frames - self.stream_start_frame + 1;
         let b64 = base64::engine::general_purpose::STANDARD.encode(frame);
         self.out.push(json!({"event": "media", "sequenceNumber": seq,
-            "media": {"track": "inbound", "chunk": (self.frames + 1).to_string(), "timestamp": ts.to_string(), "payload": b64},
+            "media": {"track": "inbound", "chunk": chunk.to_string(), "timestamp": ts.to_string(), "payload": b64},
             "streamSid": self.stream_sid}));
 
         let n = self.buffer.len().min(FRAME_BYTES);
@@ -1073,11 +1308,11 @@ impl StreamState {
             self.turn_played += n as u64;
             self.played += n as u64;
             self.agent_since_host = true;
-            self.last_activity_ms = self.stream_ms();
+            self.last_activity_ms = self.call_ms();
         }
         self.frames += 1;
         if n > 0 {
-            self.last_agent_end_ms = self.stream_ms();
+            self.last_agent_end_ms = self.call_ms();
         }
         if self.buffer.is_empty() {
             self.playing = false;
@@ -1178,32 +1413,264 @@ async fn stop_and_close(ws: &mut Ws, st: &mut StreamState) {
     .await;
 }
 
-/// Open the Media Stream and run it until the call ends; returns `ended_by`.
-async fn run_stream(
+/// How one stretch of the call ended: the call is over (`ended_by`), or our
+/// server replaced the TwiML (a call update) and the line goes on with it.
+enum StreamEnd {
+    Over(&'static str),
+    Redirect(Twiml),
+}
+
+/// What the telephone does on a control message from the REST API.
+fn on_control(ctrl: Option<Control>) -> StreamEnd {
+    match ctrl {
+        Some(Control::Hangup(reason)) => StreamEnd::Over(reason),
+        // `update_call` only forwards TwiML that parses.
+        Some(Control::Redirect(xml)) => match parse_twiml(&xml) {
+            Ok(twiml) => StreamEnd::Redirect(twiml),
+            Err(_) => StreamEnd::Over("rest:twiml"),
+        },
+        None => StreamEnd::Over("shutdown"),
+    }
+}
+
+/// Run the call's TwiML as Twilio does, until the call ends; returns
+/// `ended_by`. A call update replaces the TwiML: the current stream stops,
+/// then the new document runs from its start: `<Play digits>` (the keys
+/// are played on the line), then `<Connect><Stream>` (a new stream, its own
+/// `streamSid` and parameters), or its `<Say>`s when it has no stream.
+async fn run_twiml(
     shared: &Arc<Shared>,
     sid: &str,
-    twiml: &Twiml,
+    first: &Twiml,
     control: &mut mpsc::UnboundedReceiver<Control>,
     mut amd: Option<(String, &'static str)>,
 ) -> &'static str {
-    let Some(stream) = &twiml.stream else {
-        let says = twiml.says.clone();
-        update(shared, sid, |c| c.say_texts.extend(says));
-        return "twiml_done";
+    let mut st = StreamState::new(sid, &shared.account_sid);
+    let mut twiml = first.clone();
+    let mut redirected = false;
+    loop {
+        let key_press = redirected && !twiml.play_digits.is_empty();
+        if let Some(end) = play_digits(shared, sid, &mut st, &twiml.play_digits, control).await {
+            match end {
+                StreamEnd::Over(reason) => return reason,
+                StreamEnd::Redirect(next) => {
+                    twiml = next;
+                    redirected = true;
+                    continue;
+                }
+            }
+        }
+        let Some(stream) = twiml.stream.clone() else {
+            let says = twiml.says.clone();
+            update(shared, sid, |c| c.say_texts.extend(says));
+            return if redirected {
+                "rest:twiml"
+            } else {
+                "twiml_done"
+            };
+        };
+        let end = if key_press && matches!(shared.key_press_update, KeyPressUpdate::NoNewStream) {
+            info!(
+                call = sid,
+                "telephone sim: told not to open the new stream; the line stays silent"
+            );
+            hold_the_line(shared, sid, &mut st, control).await
+        } else {
+            run_stream(
+                shared,
+                sid,
+                &stream,
+                &twiml.says_after_connect,
+                &mut st,
+                control,
+                &mut amd,
+            )
+            .await
+        };
+        match end {
+            StreamEnd::Over(reason) => return reason,
+            StreamEnd::Redirect(next) => {
+                twiml = next;
+                redirected = true;
+            }
+        }
+    }
+}
+
+/// Length of one key Twilio plays for `<Play digits>`, and the silence after
+/// it, in ms. Twilio does not document them; these are the common 100 ms tone
+/// and 100 ms gap (twilio.md 5.9).
+const PLAYED_KEY_MS: u32 = 100;
+const PLAYED_KEY_GAP_MS: u32 = 100;
+/// Twilio's pauses: `w` half a second, `W` a second.
+const PAUSE_W_MS: u32 = 500;
+const PAUSE_CAPITAL_W_MS: u32 = 1000;
+
+/// The sound of `<Play digits>` on the line: each key a dual tone (its own
+/// synthesis, not the product's), each pause silence. `None` when `digits`
+/// holds a character Twilio does not play (warning 13430: the verb is
+/// skipped) or no key at all.
+pub fn play_digits_audio(digits: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut keys = 0;
+    for c in digits.chars() {
+        let silence = |ms: u32| std::iter::repeat_n(mulaw::SILENCE, (ms * 8) as usize);
+        match c {
+            'w' => out.extend(silence(PAUSE_W_MS)),
+            'W' => out.extend(silence(PAUSE_CAPITAL_W_MS)),
+            key => {
+                let (low, high) = crate::sim::dtmf_detect::key_frequencies(key)?;
+                keys += 1;
+                for n in 0..PLAYED_KEY_MS * 8 {
+                    let t = n as f32 / 8000.0;
+                    let tau = 2.0 * std::f32::consts::PI;
+                    let sample = 6000.0 * ((tau * low * t).sin() + (tau * high * t).sin());
+                    out.push(mulaw::encode(sample as i16));
+                }
+                out.extend(silence(PLAYED_KEY_GAP_MS));
+            }
+        }
+    }
+    (keys > 0).then_some(out)
+}
+
+/// Play each `<Play digits>` on the line in real time, while no stream is
+/// open. The line's DTMF detector (the phone menu's ears) hears the keys and
+/// the host reacts to them as to keys played inside a stream. Returns early
+/// when a control message ends the call or replaces the TwiML.
+async fn play_digits(
+    shared: &Arc<Shared>,
+    sid: &str,
+    st: &mut StreamState,
+    plays: &[String],
+    control: &mut mpsc::UnboundedReceiver<Control>,
+) -> Option<StreamEnd> {
+    for digits in plays {
+        let Some(audio) = play_digits_audio(digits) else {
+            warn!(call = sid, digits = %digits, "telephone sim: warning 13430, <Play digits> skipped");
+            let warning = format!("13430 Play: Invalid DTMF String {digits:?}");
+            update(shared, sid, |c| c.twiml_warnings.push(warning));
+            continue;
+        };
+        info!(call = sid, digits = %digits, "telephone sim: playing keys on the line");
+        let at_call_ms = st.call_ms();
+        let mut detector = crate::sim::dtmf_detect::DtmfDetector::default();
+        let mut heard = Vec::new();
+        let mut interval = tokio::time::interval(Duration::from_millis(FRAME_MS));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut frames = audio.chunks(FRAME_BYTES);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    let Some(frame) = frames.next() else { break };
+                    let keys = detector.push(frame);
+                    st.gap_tick(frame);
+                    st.dtmf_since_host.extend(keys.iter().map(|k| k.key));
+                    heard.extend(keys);
+                }
+                ctrl = control.recv() => return Some(on_control(ctrl)),
+                _ = shared.cancel.cancelled() => return Some(StreamEnd::Over("shutdown")),
+            }
+        }
+        let last = detector.finish();
+        st.dtmf_since_host.extend(last.iter().map(|k| k.key));
+        heard.extend(last);
+        let played = PlayedDigits {
+            digits: digits.clone(),
+            at_call_ms,
+            duration_ms: st.call_ms() - at_call_ms,
+            heard,
+        };
+        info!(call = sid, keys = %played.heard.iter().map(|k| k.key).collect::<String>(), "telephone sim: the line heard the keys");
+        update(shared, sid, |c| {
+            c.dtmf_detected.extend(played.heard.iter().map(|k| k.key));
+            c.play_digits.push(played);
+        });
+    }
+    None
+}
+
+/// The line with no stream (told never to open the new one): the clock runs,
+/// the callee listens, and hangs up after [`IDLE_HANGUP_MS`] of silence,
+/// unless the REST API ends the call or replaces its TwiML first.
+async fn hold_the_line(
+    shared: &Arc<Shared>,
+    sid: &str,
+    st: &mut StreamState,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+) -> StreamEnd {
+    let silence = [mulaw::SILENCE; FRAME_BYTES];
+    let mut interval = tokio::time::interval(Duration::from_millis(FRAME_MS));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                st.gap_tick(&silence);
+                if st.call_ms().saturating_sub(st.last_activity_ms) >= IDLE_HANGUP_MS {
+                    info!(call = sid, "telephone sim: 20 s of silence, the callee hangs up");
+                    return StreamEnd::Over("callee");
+                }
+            }
+            ctrl = control.recv() => return on_control(ctrl),
+            _ = shared.cancel.cancelled() => return StreamEnd::Over("shutdown"),
+        }
+    }
+}
+
+/// Note the end of stream number `index` of the call on the call clock.
+fn stream_ended(shared: &Shared, sid: &str, index: usize, at_call_ms: u64, stopped: bool) {
+    update(shared, sid, |c| {
+        if let Some(s) = c.streams.get_mut(index) {
+            s.ended_at_call_ms = Some(at_call_ms);
+            s.stopped = stopped;
+        }
+    });
+}
+
+/// Open one Media Stream and run it until the call ends or its TwiML is
+/// replaced. On failure to connect, Twilio goes on with the TwiML after
+/// `</Connect>` (`says_after`), and with nothing more the call ends.
+async fn run_stream(
+    shared: &Arc<Shared>,
+    sid: &str,
+    stream: &TwimlStream,
+    says_after: &[String],
+    st: &mut StreamState,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+    amd: &mut Option<(String, &'static str)>,
+) -> StreamEnd {
+    let says_after = says_after.to_vec();
+    let index = update(shared, sid, |c| {
+        c.streams.push(SimStream {
+            url: stream.url.clone(),
+            parameters: stream.parameters.clone(),
+            ..Default::default()
+        });
+        c.streams.len() - 1
+    })
+    .unwrap_or_default();
+    let failed = |code: Option<u16>| {
+        update(shared, sid, |c| {
+            c.upgrade_status = c.upgrade_status.or(code);
+            if let Some(s) = c.streams.get_mut(index) {
+                s.upgrade_status = code;
+            }
+            c.say_texts.extend(says_after.clone());
+        });
+        StreamEnd::Over("stream_failed")
     };
-    let says_after = twiml.says_after_connect.clone();
     let mut req = match stream.url.as_str().into_client_request() {
         Ok(r) => r,
         Err(e) => {
             warn!(url = %stream.url, error = %e, "telephone sim: bad stream url");
-            update(shared, sid, |c| c.say_texts.extend(says_after));
-            return "stream_failed";
+            return failed(None);
         }
     };
     let sig = signature(&shared.auth_token, &stream.url, &[]);
     if let Ok(h) = sig.parse() {
         req.headers_mut().insert("X-Twilio-Signature", h);
     }
+    let connecting = Instant::now();
     let connect = tokio::time::timeout(
         Duration::from_secs(5),
         tokio_tungstenite::connect_async(req),
@@ -1211,59 +1678,61 @@ async fn run_stream(
     .await;
     let mut ws = match connect {
         Ok(Ok((ws, resp))) => {
+            let code = resp.status().as_u16();
             update(shared, sid, |c| {
-                c.upgrade_status = Some(resp.status().as_u16())
+                c.upgrade_status = c.upgrade_status.or(Some(code));
+                if let Some(s) = c.streams.get_mut(index) {
+                    s.upgrade_status = Some(code);
+                }
             });
             ws
         }
         Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
             let code = resp.status().as_u16();
             warn!(url = %stream.url, code, "telephone sim: stream upgrade refused");
-            update(shared, sid, |c| {
-                c.upgrade_status = Some(code);
-                c.say_texts.extend(says_after);
-            });
-            return "stream_failed";
+            return failed(Some(code));
         }
         Ok(Err(e)) => {
             warn!(url = %stream.url, error = %e, "telephone sim: stream connect failed");
-            update(shared, sid, |c| c.say_texts.extend(says_after));
-            return "stream_failed";
+            return failed(None);
         }
         Err(_) => {
             warn!(url = %stream.url, "telephone sim: stream connect timed out");
-            update(shared, sid, |c| c.say_texts.extend(says_after));
-            return "stream_failed";
+            return failed(None);
         }
     };
 
+    // The script is chosen before `start` is sent: the product briefs its
+    // model only after reading `start`, and the model stand-in looks the call up.
+    let scenario = match shared.switchboard.get() {
+        Some(sb) => {
+            let to = update(shared, sid, |c| c.to.clone()).unwrap_or_default();
+            sb.connect(sid, &to, &stream.parameters)
+        }
+        None => shared.scenario.clone(),
+    };
     let custom: serde_json::Map<String, Value> = stream
         .parameters
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
-    let mut st = StreamState {
-        stream_sid: new_sid("MZ"),
-        call_sid: sid.to_string(),
-        account_sid: shared.account_sid.clone(),
-        seq: 0,
-        frames: 0,
-        buffer: VecDeque::new(),
-        enqueued: 0,
-        played: 0,
-        marks: VecDeque::new(),
-        playing: false,
-        turn_played: 0,
-        agent_since_host: false,
-        last_agent_end_ms: 0,
-        last_activity_ms: 0,
-        host_next: 0,
-        host_speaking: None,
-        out: Vec::new(),
-        host_lines_done: 0,
-        dtmf: Default::default(),
-        dtmf_since_host: String::new(),
-    };
+    // Between two streams, connecting the next one is part of the gap: the
+    // call's clock counts it (the first stream starts the clock at 0).
+    if !st.stream_sid.is_empty() {
+        let silence = [mulaw::SILENCE; FRAME_BYTES];
+        for _ in 0..connecting.elapsed().as_millis() as u64 / FRAME_MS {
+            st.gap_tick(&silence);
+        }
+    }
+    st.begin_stream(new_sid("MZ"));
+    let stream_sid = st.stream_sid.clone();
+    let started_at = st.call_ms();
+    update(shared, sid, |c| {
+        if let Some(s) = c.streams.get_mut(index) {
+            s.stream_sid = stream_sid;
+            s.started_at_call_ms = Some(started_at);
+        }
+    });
     st.out
         .push(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}));
     let seq = st.next_seq();
@@ -1273,14 +1742,32 @@ async fn run_stream(
                   "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
                   "customParameters": custom},
         "streamSid": st.stream_sid}));
-    if !flush(&mut ws, &mut st).await {
-        update(shared, sid, |c| c.say_texts.extend(says_after));
-        return "socket_closed";
+    // Our server closed the stream: Twilio goes on after `</Connect>`.
+    let closed = |st: &StreamState| {
+        stream_ended(shared, sid, index, st.call_ms(), false);
+        update(shared, sid, |c| c.say_texts.extend(says_after.clone()));
+        StreamEnd::Over("socket_closed")
+    };
+    // Twilio ends the stream: `stop`, then the socket closes.
+    async fn stopped(
+        shared: &Shared,
+        sid: &str,
+        index: usize,
+        ws: &mut Ws,
+        st: &mut StreamState,
+        end: StreamEnd,
+    ) -> StreamEnd {
+        stop_and_close(ws, st).await;
+        stream_ended(shared, sid, index, st.call_ms(), true);
+        end
+    }
+    if !flush(&mut ws, st).await {
+        return closed(st);
     }
 
     let mut interval = tokio::time::interval(Duration::from_millis(FRAME_MS));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let scenario = &shared.scenario;
+    let scenario = &scenario;
     loop {
         tokio::select! {
             _ = interval.tick() => {
@@ -1294,12 +1781,12 @@ async fn run_stream(
                 // person's greeting, or a machine's greeting and beep) is over.
                 if st.host_lines_done >= 1 {
                     if let Some((url, who)) = amd.take() {
-                        let task = tokio::spawn(post_amd(shared.clone(), sid.to_string(), url, who, st.stream_ms()));
+                        let task = tokio::spawn(post_amd(shared.clone(), sid.to_string(), url, who, st.call_ms()));
                         lock(&shared.tasks).push(task);
                     }
                 }
                 if let Some(clip) = started {
-                    debug!(call = sid, clip, at_ms = st.stream_ms(), "telephone sim: host speaks");
+                    debug!(call = sid, clip, at_ms = st.call_ms(), "telephone sim: host speaks");
                 }
                 update(shared, sid, |c| {
                     c.agent_audio.extend_from_slice(&played);
@@ -1307,18 +1794,19 @@ async fn run_stream(
                     c.dtmf_tones.extend(keys);
                     c.marks_echoed += echoed;
                     c.media_frames_sent += 1;
+                    if let Some(s) = c.streams.get_mut(index) {
+                        s.media_frames += 1;
+                    }
                     if let Some(clip) = started {
                         c.host_lines_spoken.push(clip.to_string());
                     }
                 });
-                if !flush(&mut ws, &mut st).await {
-                    update(shared, sid, |c| c.say_texts.extend(says_after));
-                    return "socket_closed";
+                if !flush(&mut ws, st).await {
+                    return closed(st);
                 }
-                if st.stream_ms().saturating_sub(st.last_activity_ms) >= IDLE_HANGUP_MS {
+                if st.call_ms().saturating_sub(st.last_activity_ms) >= IDLE_HANGUP_MS {
                     info!(call = sid, "telephone sim: 20 s of silence, the callee hangs up");
-                    stop_and_close(&mut ws, &mut st).await;
-                    return "callee";
+                    return stopped(shared, sid, index, &mut ws, st, StreamEnd::Over("callee")).await;
                 }
             }
             msg = ws.next() => {
@@ -1336,42 +1824,25 @@ async fn run_stream(
                                 update(shared, sid, |c| c.ignored_messages += 1);
                             }
                         }
-                        if !flush(&mut ws, &mut st).await {
-                            update(shared, sid, |c| c.say_texts.extend(says_after));
-                            return "socket_closed";
+                        if !flush(&mut ws, st).await {
+                            return closed(st);
                         }
                     }
                     Some(Ok(WsMessage::Binary(_))) => {
                         update(shared, sid, |c| c.ignored_messages += 1);
                     }
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => {
-                        update(shared, sid, |c| c.say_texts.extend(says_after));
-                        return "socket_closed";
+                        return closed(st);
                     }
                     Some(Ok(_)) => {}
                 }
             }
             ctrl = control.recv() => {
-                match ctrl {
-                    Some(Control::Hangup(reason)) => {
-                        stop_and_close(&mut ws, &mut st).await;
-                        return reason;
-                    }
-                    Some(Control::Redirect(xml)) => {
-                        let says = parse_twiml(&xml).map(|t| t.says).unwrap_or_default();
-                        update(shared, sid, |c| c.say_texts.extend(says));
-                        stop_and_close(&mut ws, &mut st).await;
-                        return "rest:twiml";
-                    }
-                    None => {
-                        stop_and_close(&mut ws, &mut st).await;
-                        return "shutdown";
-                    }
-                }
+                let end = on_control(ctrl);
+                return stopped(shared, sid, index, &mut ws, st, end).await;
             }
             _ = shared.cancel.cancelled() => {
-                stop_and_close(&mut ws, &mut st).await;
-                return "shutdown";
+                return stopped(shared, sid, index, &mut ws, st, StreamEnd::Over("shutdown")).await;
             }
         }
     }
@@ -1503,19 +1974,37 @@ mod tests {
         Refuse,
         /// On `start`: 2 s of media + a mark; clear after 500 ms; close on the mark echo.
         ClearThenClose,
+        /// Once the first stream's clock reaches `at_ms`, update the call with
+        /// TwiML that plays `digits` and reconnects to `/media` with the first
+        /// stream's parameters and the continuation (the product's key press).
+        PressKey { digits: &'static str, at_ms: u64 },
     }
 
     #[derive(Default)]
     struct Seen {
         base: String,
+        /// The simulated Twilio's REST base, for the product's call update.
+        api_base: String,
         callbacks: Vec<(Vec<(String, String)>, bool)>,
         upgrade_sig_ok: Option<bool>,
+        /// Whether each upgrade's signature was right, in order.
+        upgrade_sigs: Vec<bool>,
         events: Vec<Value>,
         last_media_ts: u64,
         loud_frames: u64,
         mark_echo_ts: Option<u64>,
         sent_audio: Vec<u8>,
         closed: bool,
+        /// Sockets that ended.
+        sockets_closed: u32,
+        /// The first `media` of each stream, in order.
+        first_media: Vec<Value>,
+        /// The last `media` of each stream, by `streamSid`.
+        last_media: HashMap<String, Value>,
+        /// Loud inbound frames (the host speaking), by `streamSid`.
+        loud_by_stream: HashMap<String, u64>,
+        /// The key-press update: its TwiML and the HTTP status and body Twilio answered.
+        update: Option<(String, u16, Value)>,
     }
 
     struct Product {
@@ -1572,14 +2061,62 @@ mod tests {
                 .get("x-twilio-signature")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            seen.upgrade_sig_ok = Some(sig == signature(TOKEN, &url, &[]));
+            let ok = sig == signature(TOKEN, &url, &[]);
+            seen.upgrade_sig_ok = Some(ok);
+            seen.upgrade_sigs.push(ok);
         }
         ws.on_upgrade(move |socket| product_socket(socket, p))
+    }
+
+    /// The product's key press: update the call with `<Play digits>` and a
+    /// new `<Connect><Stream>` carrying `received` and the continuation;
+    /// notes Twilio's answer in `seen.update`.
+    async fn press_key(
+        seen: Arc<Mutex<Seen>>,
+        call_sid: String,
+        received: HashMap<String, String>,
+        digits: &'static str,
+        clock_ms: u64,
+    ) {
+        let (base, api_base) = {
+            let s = lock(&seen);
+            (s.base.clone(), s.api_base.clone())
+        };
+        let next = crate::domain::StreamContinuation::after(1, clock_ms, chrono::Utc::now());
+        let parameters = next.next_stream_parameters(&received);
+        let url = format!("ws://{base}/media");
+        let twiml = match crate::twilio::twiml::PlayDigits::parse(digits) {
+            Ok(play) => crate::twilio::twiml::play_digits_then_connect_stream(
+                &play,
+                &url,
+                None,
+                &parameters,
+            )
+            .unwrap(),
+            // Digits the product would never send: written by hand.
+            Err(_) => format!(
+                "<Response><Play digits=\"{digits}\" /><Connect><Stream url=\"{url}\" /></Connect></Response>"
+            ),
+        };
+        let resp = reqwest::Client::new()
+            .post(format!(
+                "{api_base}/2010-04-01/Accounts/{AC}/Calls/{call_sid}.json"
+            ))
+            .basic_auth(AC, Some(TOKEN))
+            .form(&[("Twiml", twiml.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        lock(&seen).update = Some((twiml, status, body));
     }
 
     async fn product_socket(mut socket: WebSocket, p: Arc<Product>) {
         let mut sid = String::new();
         let mut cleared = false;
+        let mut received: HashMap<String, String> = HashMap::new();
+        let mut call_sid = String::new();
         while let Some(Ok(msg)) = socket.recv().await {
             let AxMessage::Text(text) = msg else { continue };
             let v: Value = serde_json::from_str(&text).unwrap();
@@ -1590,6 +2127,13 @@ mod tests {
                 match v["event"].as_str().unwrap() {
                     "start" => {
                         sid = v["streamSid"].as_str().unwrap().to_string();
+                        call_sid = v["start"]["callSid"].as_str().unwrap().to_string();
+                        received =
+                            serde_json::from_value(v["start"]["customParameters"].clone()).unwrap();
+                        if matches!(p.mode, Mode::PressKey { .. }) {
+                            seen.events.push(v);
+                            continue;
+                        }
                         let secs = if p.mode == Mode::ClearThenClose {
                             2000
                         } else {
@@ -1617,6 +2161,24 @@ mod tests {
                         assert_eq!(bytes.len(), 160);
                         if mulaw::rms(&bytes) > 500.0 {
                             seen.loud_frames += 1;
+                            *seen.loud_by_stream.entry(sid.clone()).or_default() += 1;
+                        }
+                        if !seen.last_media.contains_key(&sid) {
+                            seen.first_media.push(v.clone());
+                        }
+                        seen.last_media.insert(sid.clone(), v.clone());
+                        if let Mode::PressKey { digits, at_ms } = p.mode {
+                            let first_stream = !received
+                                .contains_key(crate::domain::reservation::param::STREAM_NUMBER);
+                            if first_stream && seen.last_media_ts == at_ms {
+                                tokio::spawn(press_key(
+                                    p.seen.clone(),
+                                    call_sid.clone(),
+                                    received.clone(),
+                                    digits,
+                                    at_ms,
+                                ));
+                            }
                         }
                         if p.mode == Mode::ClearThenClose && !cleared && seen.last_media_ts >= 500 {
                             cleared = true;
@@ -1644,7 +2206,9 @@ mod tests {
                 break;
             }
         }
-        lock(&p.seen).closed = true;
+        let mut seen = lock(&p.seen);
+        seen.closed = true;
+        seen.sockets_closed += 1;
     }
 
     fn twiml(base: &str) -> String {
@@ -1660,9 +2224,75 @@ mod tests {
             scenario: Scenario::booked(&Booking::demo()),
             lines,
             ring_ms: 100,
+            key_press_update: KeyPressUpdate::Follow,
         })
         .await
         .unwrap()
+    }
+
+    /// A phone menu in short: the host says one line at once, and says
+    /// `greeting` once it hears a 2 and then 200 ms of quiet.
+    fn menu_in_short() -> Scenario {
+        let line = |clip: &'static str, cue: Cue| crate::sim::scenario::HostLine {
+            clip,
+            text: crate::sim::scenario::clip_text(clip).to_string(),
+            cue,
+        };
+        Scenario {
+            name: "menu_in_short",
+            host: vec![
+                line("interrupt", Cue::Answer { after_ms: 0 }),
+                line(
+                    "greeting",
+                    Cue::AfterDtmf {
+                        digit: '2',
+                        silence_ms: 200,
+                    },
+                ),
+            ],
+            agent: vec![],
+            on_system: None,
+            language: None,
+        }
+    }
+
+    /// The simulated Twilio with [`menu_in_short`], treating key presses as told.
+    async fn key_press_sim(update: KeyPressUpdate) -> TelephoneSim {
+        TelephoneSim::start(TelephoneConfig {
+            account_sid: AC.into(),
+            auth_token: TOKEN.into(),
+            scenario: menu_in_short(),
+            lines: HashMap::new(),
+            ring_ms: 50,
+            key_press_update: update,
+        })
+        .await
+        .unwrap()
+    }
+
+    /// When the product presses the key: after the host's first line.
+    const PRESS_AT_MS: u64 = 2000;
+    /// The product presses 2 (after the lead pause) once the host's first line is over.
+    const PRESS_TWO: Mode = Mode::PressKey {
+        digits: "w2",
+        at_ms: PRESS_AT_MS,
+    };
+
+    /// Start the product in `mode`, the sim, and a call to the product.
+    async fn key_press_call(
+        mode: Mode,
+        update: KeyPressUpdate,
+    ) -> (TelephoneSim, Arc<Mutex<Seen>>, String, String) {
+        let (base, seen) = start_product(mode).await;
+        let sim = key_press_sim(update).await;
+        lock(&seen).api_base = sim.api_base();
+        let body: Value = create(&sim, &base, "+15551234567", TOKEN)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let sid = body["sid"].as_str().unwrap().to_string();
+        (sim, seen, base, sid)
     }
 
     async fn create(sim: &TelephoneSim, base: &str, to: &str, password: &str) -> reqwest::Response {
@@ -1990,6 +2620,272 @@ mod tests {
             vec!["Sorry, we have a technical problem. Goodbye."]
         );
         assert_eq!(lock(&seen).events.last().unwrap()["event"], "stop");
+        sim.shutdown().await;
+    }
+
+    #[test]
+    fn play_digits_sound_like_twilio_playing_keys() {
+        // Pauses are silence; keys are 100 ms tones and 100 ms of quiet.
+        let audio = play_digits_audio("w1W#").unwrap();
+        assert_eq!(audio.len(), (500 + 200 + 1000 + 200) * 8);
+        let keys = crate::sim::dtmf_detect::detect(&audio);
+        assert_eq!(keys.iter().map(|k| k.key).collect::<String>(), "1#");
+        assert!(keys[0].start_ms.abs_diff(500) <= 10, "{keys:?}");
+        assert!(keys[1].start_ms.abs_diff(1700) <= 10, "{keys:?}");
+        assert!((90..=110).contains(&keys[0].duration_ms), "{keys:?}");
+        let every = play_digits_audio("0123456789*#ABCD").unwrap();
+        let heard: String = crate::sim::dtmf_detect::detect(&every)
+            .iter()
+            .map(|k| k.key)
+            .collect();
+        assert_eq!(heard, "0123456789*#ABCD");
+        // What Twilio would not play (warning 13430).
+        assert_eq!(play_digits_audio("2x"), None);
+        assert_eq!(play_digits_audio("a"), None);
+        assert_eq!(play_digits_audio("ww"), None);
+        assert_eq!(play_digits_audio(""), None);
+    }
+
+    #[test]
+    fn twiml_play_digits_before_connect_are_read() {
+        let t = parse_twiml("<Response><Play digits=\"w2\"/><Play>https://x/a.mp3</Play><Connect><Stream url=\"wss://x/y\"><Parameter name=\"stream_number\" value=\"2\"/></Stream></Connect><Play digits=\"9\"/></Response>").unwrap();
+        assert_eq!(t.play_digits, vec!["w2"]);
+        let s = t.stream.unwrap();
+        assert_eq!(s.parameters, vec![("stream_number".into(), "2".into())]);
+        let fixture_doc =
+            std::fs::read_to_string(format!("{FIX}/twiml_play_digits_reconnect.xml")).unwrap();
+        let t = parse_twiml(&fixture_doc).unwrap();
+        assert_eq!(t.play_digits, vec!["w2"]);
+        assert_eq!(t.stream.unwrap().parameters.len(), 11);
+    }
+
+    #[tokio::test]
+    async fn key_press_update_stops_the_stream_plays_the_keys_and_reconnects() {
+        let (sim, seen, base, sid) = key_press_call(PRESS_TWO, KeyPressUpdate::Follow).await;
+        // The host's greeting, heard on the new stream, then our hang-up.
+        wait_for(&seen, |s| {
+            s.loud_by_stream.len() == 2 && s.loud_by_stream.values().all(|n| *n > 60)
+        })
+        .await;
+        assert_eq!(
+            update_call(&sim, &sid, &[("Status", "completed")])
+                .await
+                .status(),
+            200
+        );
+        let call = sim.wait_ended(&sid, Duration::from_secs(5)).await.unwrap();
+        wait_for(&seen, |s| s.sockets_closed == 2).await;
+        let seen = std::mem::take(&mut *lock(&seen));
+
+        // Twilio accepted the update and ran it.
+        let (twiml, status, body) = seen.update.clone().unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body["sid"], sid.as_str());
+        assert_eq!(call.updates, vec![(twiml, 200)]);
+
+        // The first stream: start, stop (its own streamSid), then closed.
+        let starts: Vec<&Value> = seen
+            .events
+            .iter()
+            .filter(|e| e["event"] == "start")
+            .collect();
+        let stops: Vec<&Value> = seen
+            .events
+            .iter()
+            .filter(|e| e["event"] == "stop")
+            .collect();
+        assert_eq!((starts.len(), stops.len()), (2, 2));
+        let (sid1, sid2) = (
+            starts[0]["streamSid"].as_str().unwrap(),
+            starts[1]["streamSid"].as_str().unwrap(),
+        );
+        assert_ne!(sid1, sid2);
+        assert!(sid2.starts_with("MZ") && sid2.len() == 34);
+        assert_eq!(stops[0]["streamSid"], sid1);
+        assert_eq!(stops[0]["stop"]["callSid"], sid.as_str());
+        let order: Vec<(&str, &str)> = seen
+            .events
+            .iter()
+            .filter(|e| e["event"] != "connected")
+            .map(|e| {
+                (
+                    e["event"].as_str().unwrap(),
+                    e["streamSid"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                ("start", sid1),
+                ("stop", sid1),
+                ("start", sid2),
+                ("stop", sid2)
+            ]
+        );
+        // The first stream ran until the update: its last frame is at the press.
+        let last1: u64 = seen.last_media[sid1]["media"]["timestamp"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(last1 >= PRESS_AT_MS, "{last1}");
+
+        // The second stream: signed like the first, numbered from the start,
+        // with the first stream's parameters and the continuation.
+        assert_eq!(seen.upgrade_sigs, vec![true, true]);
+        assert_eq!(starts[1]["sequenceNumber"], "1");
+        assert_eq!(starts[1]["start"]["callSid"], sid.as_str());
+        let params2 = starts[1]["start"]["customParameters"].as_object().unwrap();
+        assert_eq!(params2["call_token"], "k7 & \"z\"");
+        assert_eq!(params2["party_size"], "4");
+        assert_eq!(params2["stream_number"], "2");
+        assert_eq!(params2["call_clock_ms"], PRESS_AT_MS.to_string());
+        let first2 = &seen.first_media[1];
+        assert_eq!(first2["streamSid"], sid2);
+        assert_eq!(first2["sequenceNumber"], "2");
+        assert_eq!(first2["media"]["chunk"], "1");
+        assert_eq!(first2["media"]["timestamp"], "0");
+        assert_eq!(seen.first_media[0]["media"]["timestamp"], "0");
+
+        // The keys were played on the line and the menu heard them.
+        assert_eq!(call.play_digits.len(), 1);
+        let played = &call.play_digits[0];
+        assert_eq!(played.digits, "w2");
+        assert_eq!(played.duration_ms, 700);
+        assert_eq!(played.heard.len(), 1);
+        assert_eq!(played.heard[0].key, '2');
+        assert!(played.heard[0].start_ms.abs_diff(500) <= 10, "{played:?}");
+        assert_eq!(call.dtmf_detected, "2");
+        assert!(call.dtmf_tones.is_empty(), "no tones in the agent audio");
+        assert!(call.agent_audio.is_empty());
+        assert!(call.twiml_warnings.is_empty());
+
+        // The call's clock ran on through the gap; the host went on with its
+        // script on the new stream.
+        assert_eq!(call.streams.len(), 2);
+        let (s1, s2) = (&call.streams[0], &call.streams[1]);
+        assert_eq!(
+            (s1.stream_sid.as_str(), s2.stream_sid.as_str()),
+            (sid1, sid2)
+        );
+        assert!(s1.stopped && s2.stopped);
+        assert_eq!(s1.started_at_call_ms, Some(0));
+        let ended1 = s1.ended_at_call_ms.unwrap();
+        assert!(ended1 <= played.at_call_ms, "{s1:?} {played:?}");
+        let started2 = s2.started_at_call_ms.unwrap();
+        assert!(
+            started2 >= played.at_call_ms + played.duration_ms,
+            "{s2:?} {played:?}"
+        );
+        assert_eq!(s2.url, format!("ws://{base}/media"));
+        assert_eq!(s2.upgrade_status, Some(101));
+        assert_eq!(
+            s2.parameters
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "call_token",
+                "party_size",
+                "stream_number",
+                "call_clock_ms",
+                "updated_at"
+            ]
+        );
+        assert_eq!(call.host_lines_spoken, vec!["interrupt", "greeting"]);
+        // The host spoke on both streams: its first line before the keys,
+        // the greeting (more than a second of it) after.
+        assert!(seen.loud_by_stream[sid1] > 60 && seen.loud_by_stream[sid2] > 60);
+        assert_eq!(call.ended_by.as_deref(), Some("rest:completed"));
+        assert_eq!(call.media_frames_sent, s1.media_frames + s2.media_frames);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn key_press_update_can_be_refused_and_the_stream_goes_on() {
+        let (sim, seen, _base, sid) =
+            key_press_call(PRESS_TWO, KeyPressUpdate::refuse_too_many_requests()).await;
+        wait_for(&seen, |s| s.update.is_some()).await;
+        let (_, status, body) = lock(&seen).update.clone().unwrap();
+        assert_eq!(status, 429);
+        assert_eq!(body["code"], 20429);
+        assert_eq!(body["status"], 429);
+        // The first stream goes on: a second later it still streams.
+        wait_for(&seen, |s| s.last_media_ts >= PRESS_AT_MS + 1000).await;
+        // Other updates are not refused: the apology ends the call.
+        let apology = crate::twilio::twiml::say_and_hangup("Goodbye.");
+        assert_eq!(
+            update_call(&sim, &sid, &[("Twiml", apology.as_str())])
+                .await
+                .status(),
+            200
+        );
+        let call = sim.wait_ended(&sid, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(call.updates.len(), 2);
+        assert_eq!(call.updates[0].1, 429);
+        assert_eq!(call.updates[1], (apology, 200));
+        assert_eq!(call.streams.len(), 1);
+        assert!(call.play_digits.is_empty());
+        assert_eq!(call.dtmf_detected, "");
+        assert_eq!(call.ended_by.as_deref(), Some("rest:twiml"));
+        assert_eq!(call.say_texts, vec!["Goodbye."]);
+        assert_eq!(call.host_lines_spoken, vec!["interrupt"]);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn key_press_update_can_leave_the_line_without_a_new_stream() {
+        let (sim, seen, _base, sid) = key_press_call(PRESS_TWO, KeyPressUpdate::NoNewStream).await;
+        wait_for(&seen, |s| s.update.is_some() && s.sockets_closed == 1).await;
+        assert_eq!(lock(&seen).update.as_ref().unwrap().1, 200);
+        // The keys are played (700 ms), then nothing: no second stream.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sim.calls()[0].play_digits.is_empty() {
+            assert!(Instant::now() < deadline, "the keys were never played");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let call = sim.calls().remove(0);
+        assert_eq!(call.dtmf_detected, "2");
+        assert_eq!(call.streams.len(), 1);
+        assert!(call.streams[0].stopped);
+        assert!(!call.ended);
+        assert_eq!(lock(&seen).upgrade_sigs.len(), 1);
+        // Our side gives up: the apology still ends the call.
+        let apology = crate::twilio::twiml::say_and_hangup("Sorry. Goodbye.");
+        update_call(&sim, &sid, &[("Twiml", apology.as_str())]).await;
+        let call = sim.wait_ended(&sid, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(call.ended_by.as_deref(), Some("rest:twiml"));
+        assert_eq!(call.say_texts, vec!["Sorry. Goodbye."]);
+        assert_eq!(call.host_lines_spoken, vec!["interrupt"]);
+        assert_eq!(call.status_callbacks.last().unwrap().0, "completed");
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn digits_twilio_cannot_play_are_skipped_with_a_warning() {
+        let (sim, seen, _base, sid) = key_press_call(
+            Mode::PressKey {
+                digits: "2x",
+                at_ms: 200,
+            },
+            KeyPressUpdate::Follow,
+        )
+        .await;
+        // Twilio accepts the document (a warning is not a refusal), skips the
+        // <Play> and goes straight on to the new stream.
+        wait_for(&seen, |s| s.upgrade_sigs.len() == 2).await;
+        assert_eq!(lock(&seen).update.as_ref().unwrap().1, 200);
+        update_call(&sim, &sid, &[("Status", "completed")]).await;
+        let call = sim.wait_ended(&sid, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(
+            call.twiml_warnings,
+            vec!["13430 Play: Invalid DTMF String \"2x\"".to_string()]
+        );
+        assert!(call.play_digits.is_empty());
+        assert_eq!(call.dtmf_detected, "");
+        assert_eq!(call.streams.len(), 2);
         sim.shutdown().await;
     }
 }

@@ -7,18 +7,20 @@
 //! instance, is announced by the database itself (`NOTIFY`, `news.rs`); on
 //! SQLite this process announces its own changes, and followers also read
 //! the store every second for changes other processes made.
+//!
+//! [`CallEvent`]s are what a follower is told; what it is sent over HTTP is
+//! `contract::LiveEvent`, made from them by `server::api`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::domain::{CallStatus, Outcome, TranscriptLine};
 
-/// Something that happened on a call, as followers see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// A change to a call, as a follower is told it (the end of the call is
+/// `follow::Followed::Finished`, with the final record).
+#[derive(Debug, Clone, PartialEq)]
 pub enum CallEvent {
     /// Twilio reported a new status.
     Status {
@@ -38,18 +40,16 @@ pub enum CallEvent {
         /// The outcome.
         outcome: Outcome,
     },
-    /// The call is over and its record final.
-    Finished,
 }
 
 impl CallEvent {
-    /// The SSE event name.
+    /// A short label for logs and tests (the names on the wire are
+    /// `contract::LiveEvent`'s).
     pub fn name(&self) -> &'static str {
         match self {
             CallEvent::Status { .. } => "status",
             CallEvent::Transcript { .. } => "transcript",
             CallEvent::Outcome { .. } => "outcome",
-            CallEvent::Finished => "finished",
         }
     }
 }

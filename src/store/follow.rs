@@ -202,12 +202,16 @@ async fn catch_up(
 pub const SQLITE_VERDICT_POLL: Duration = Duration::from_millis(500);
 
 impl CallStore {
-    /// Wait for call `id`'s answering-machine verdict (`human`,
-    /// `machine_end_beep`, …), whichever instance received Twilio's callback;
+    /// Wait for call `id`'s answering-machine verdict, whichever instance
+    /// received Twilio's callback;
     /// `None` if none came within `give_up`. On PostgreSQL the verdict's
     /// notification wakes the waiter; on SQLite it reads the store every
     /// [`SQLITE_VERDICT_POLL`].
-    pub async fn answered_by_verdict(&self, id: &str, give_up: Duration) -> Option<String> {
+    pub async fn answered_by_verdict(
+        &self,
+        id: &str,
+        give_up: Duration,
+    ) -> Option<crate::domain::AnsweredBy> {
         let deadline = tokio::time::Instant::now() + give_up;
         let mut news = self.hub.subscribe(id);
         let mut poll = self.polls_for_news().then(|| {

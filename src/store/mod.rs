@@ -9,6 +9,7 @@
 //! - `follow.rs`: [`CallStore::follow`], the live view of one call.
 //! - `writer.rs`: the ordered, retrying writer a live call writes through.
 //! - `lease.rs`: a lease per live call, and finding calls whose instance died.
+//! - `page.rs`: calls a page at a time, newest first, for the web page.
 //! - `scratch.rs`: throwaway PostgreSQL databases for tests and the bench.
 //!
 //! Every change goes through here. The database is the source of truth:
@@ -19,6 +20,7 @@ mod events;
 mod follow;
 mod lease;
 mod news;
+mod page;
 pub mod scratch;
 mod writer;
 
@@ -35,11 +37,12 @@ use db::{with_db, Db, LockCall};
 pub use events::{CallEvent, EventHub, News, Subscription};
 pub use follow::{Followed, SQLITE_POLL};
 pub use lease::{LeaseGuard, LeaseTimings, ReapedCall};
+pub use page::{CallPage, ListedCall, PageCursor};
 pub use writer::{spawn_writer, CallWrite, RETRY_WRITES_FOR};
 
 use crate::domain::{
-    CallRecord, CallStatus, CallSummary, Outcome, OutcomeStatus, Reservation, Speaker,
-    TranscriptLine,
+    AnsweredBy, CallRecord, CallStatus, CallSummary, Outcome, OutcomeStatus, OutcomeWrite,
+    Reservation, Speaker, TranscriptLine,
 };
 
 /// The store failed; the message says what it was doing.
@@ -346,7 +349,7 @@ impl CallStore {
                 .bind(t)
                 .bind(status.as_str())
                 .bind(reservation.restaurant_phone.as_str())
-                .bind(&reservation.restaurant_name)
+                .bind(reservation.restaurant_name.as_str())
                 .bind(Json(reservation))
                 .bind(call_token)
                 .execute(&mut *tx)
@@ -435,16 +438,7 @@ impl CallStore {
 
     /// The most recent calls, newest first.
     pub async fn list(&self, limit: u32) -> Result<Vec<CallSummary>, StoreError> {
-        #[derive(sqlx::FromRow)]
-        struct SummaryRow {
-            id: String,
-            created_at: DateTime<Utc>,
-            restaurant: String,
-            to_number: String,
-            status: String,
-            outcome: Option<Json<Value>>,
-        }
-        let rows: Vec<SummaryRow> = with_db!(&self.db, pool => {
+        let rows: Vec<page::SummaryRow> = with_db!(&self.db, pool => {
             sqlx::query_as("SELECT id, created_at, restaurant, to_number, status, outcome FROM calls ORDER BY created_at DESC LIMIT $1")
                 .bind(i64::from(limit))
                 .fetch_all(pool)
@@ -453,17 +447,7 @@ impl CallStore {
         .map_err(db("listing calls"))?;
         Ok(rows
             .into_iter()
-            .map(|r| CallSummary {
-                created_at: r.created_at,
-                restaurant: r.restaurant,
-                to: r.to_number,
-                status: CallStatus::parse(&r.status).unwrap_or(CallStatus::Failed),
-                outcome: r
-                    .outcome
-                    .and_then(|o| serde_json::from_value::<Outcome>(o.0).ok())
-                    .map(|o| o.status),
-                id: r.id,
-            })
+            .map(page::SummaryRow::into_summary)
             .collect())
     }
 
@@ -581,7 +565,9 @@ impl CallStore {
             }
             _ => return Ok(()),
         };
-        self.set_outcome(id, &outcome, true).await.map(|_| ())
+        self.set_outcome(id, &outcome, OutcomeWrite::Fallback)
+            .await
+            .map(|_| ())
     }
 
     /// The media stream started: the conversation is on.
@@ -653,20 +639,22 @@ impl CallStore {
         Ok(held.first().is_some_and(|(s, l)| *s == seq && l == line))
     }
 
-    /// Record the outcome. With `only_if_unsettled`, an outcome already
-    /// reported (anything but `in_progress`) is kept. Returns whether it was written.
+    /// Record the outcome: a report replaces what is there; a fallback keeps
+    /// an outcome already reported (anything but `in_progress`). Returns
+    /// whether it was written.
     pub async fn set_outcome(
         &self,
         id: &str,
         outcome: &Outcome,
-        only_if_unsettled: bool,
+        how: OutcomeWrite,
     ) -> Result<bool, StoreError> {
-        let sql = if only_if_unsettled {
-            format!(
+        let sql = match how {
+            OutcomeWrite::Fallback => format!(
                 "UPDATE calls SET outcome = $1, updated_at = $2 WHERE id = $3 AND {UNSETTLED_SQL}"
-            )
-        } else {
-            "UPDATE calls SET outcome = $1, updated_at = $2 WHERE id = $3".to_string()
+            ),
+            OutcomeWrite::Report => {
+                "UPDATE calls SET outcome = $1, updated_at = $2 WHERE id = $3".to_string()
+            }
         };
         let t = Utc::now();
         let result = with_db!(&self.db, pool => {
@@ -703,11 +691,15 @@ impl CallStore {
     }
 
     /// Record who answered (answering-machine detection).
-    pub async fn set_answered_by(&self, id: &str, answered_by: &str) -> Result<(), StoreError> {
+    pub async fn set_answered_by(
+        &self,
+        id: &str,
+        answered_by: AnsweredBy,
+    ) -> Result<(), StoreError> {
         let t = Utc::now();
         with_db!(&self.db, pool => {
             sqlx::query("UPDATE calls SET answered_by = $1, updated_at = $2 WHERE id = $3")
-                .bind(answered_by)
+                .bind(answered_by.as_str())
                 .bind(t)
                 .bind(id)
                 .execute(pool)
@@ -719,8 +711,8 @@ impl CallStore {
         Ok(())
     }
 
-    /// Who answered, per AMD (`human`, `machine_end_beep`, …), if reported yet.
-    pub async fn answered_by(&self, id: &str) -> Result<Option<String>, StoreError> {
+    /// Who answered, per AMD, if reported yet.
+    pub async fn answered_by(&self, id: &str) -> Result<Option<AnsweredBy>, StoreError> {
         let who: Option<Option<String>> = with_db!(&self.db, pool => {
             sqlx::query_scalar("SELECT answered_by FROM calls WHERE id = $1")
                 .bind(id)
@@ -728,7 +720,15 @@ impl CallStore {
                 .await
         })
         .map_err(db("reading who answered"))?;
-        Ok(who.flatten())
+        who.flatten()
+            .map(|text| {
+                AnsweredBy::parse(&text).ok_or_else(|| StoreError::Corrupt {
+                    what: "answered_by",
+                    id: id.to_string(),
+                    problem: format!("unknown verdict {text:?}"),
+                })
+            })
+            .transpose()
     }
 
     /// Ids of calls with a given status (used at shutdown and by tests).
@@ -840,7 +840,8 @@ mod tests {
         the_writer_keeps_the_order_of_what_was_said,
     );
 
-    fn reservation() -> Reservation {
+    /// A valid reservation (the page tests use it too).
+    pub(super) fn reservation() -> Reservation {
         ReservationRequest {
             to: "+12125550123".into(),
             restaurant: "Chez Demo".into(),
@@ -963,11 +964,18 @@ mod tests {
             2
         );
         let booked = Outcome::bare(OutcomeStatus::Booked, None);
-        assert!(s.set_outcome("CA2", &booked, false).await.unwrap());
+        assert!(s
+            .set_outcome("CA2", &booked, OutcomeWrite::Report)
+            .await
+            .unwrap());
         assert!(
-            !s.set_outcome("CA2", &Outcome::bare(OutcomeStatus::Failed, None), true)
-                .await
-                .unwrap(),
+            !s.set_outcome(
+                "CA2",
+                &Outcome::bare(OutcomeStatus::Failed, None),
+                OutcomeWrite::Fallback
+            )
+            .await
+            .unwrap(),
             "a reported outcome is kept"
         );
         s.apply_status("CA2", CallStatus::Completed, Some(3))
@@ -1067,10 +1075,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.answered_by("CA5").await.unwrap(), None);
-        s.set_answered_by("CA5", "machine_end_beep").await.unwrap();
+        s.set_answered_by("CA5", AnsweredBy::MachineEndBeep)
+            .await
+            .unwrap();
         assert_eq!(
-            s.answered_by("CA5").await.unwrap().as_deref(),
-            Some("machine_end_beep")
+            s.answered_by("CA5").await.unwrap(),
+            Some(AnsweredBy::MachineEndBeep)
         );
         s.apply_status_with_reason(
             "CA5",
@@ -1138,9 +1148,13 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        a.set_outcome("CA7", &Outcome::bare(OutcomeStatus::Booked, None), false)
-            .await
-            .unwrap();
+        a.set_outcome(
+            "CA7",
+            &Outcome::bare(OutcomeStatus::Booked, None),
+            OutcomeWrite::Report,
+        )
+        .await
+        .unwrap();
         a.apply_status("CA7", CallStatus::Completed, Some(9))
             .await
             .unwrap();
@@ -1169,15 +1183,16 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(100)).await;
-        a.set_answered_by("CA8", "machine_end_beep").await.unwrap();
-        assert_eq!(waiting.await.unwrap().as_deref(), Some("machine_end_beep"));
+        a.set_answered_by("CA8", AnsweredBy::MachineEndBeep)
+            .await
+            .unwrap();
+        assert_eq!(waiting.await.unwrap(), Some(AnsweredBy::MachineEndBeep));
         // Already known: answered at once; never known: gives up.
         assert_eq!(
             other
                 .answered_by_verdict("CA8", Duration::from_secs(5))
-                .await
-                .as_deref(),
-            Some("machine_end_beep")
+                .await,
+            Some(AnsweredBy::MachineEndBeep)
         );
         live_call(&a, "CA9").await;
         assert_eq!(
@@ -1264,7 +1279,11 @@ mod tests {
         guard = holder.hold_lease("CA11");
         tokio::time::sleep(Duration::from_millis(300)).await;
         holder
-            .set_outcome("CA11", &Outcome::bare(OutcomeStatus::Booked, None), false)
+            .set_outcome(
+                "CA11",
+                &Outcome::bare(OutcomeStatus::Booked, None),
+                OutcomeWrite::Report,
+            )
             .await
             .unwrap();
         holder
@@ -1296,7 +1315,7 @@ mod tests {
         writes
             .send(CallWrite::Outcome(
                 Outcome::bare(OutcomeStatus::Booked, None),
-                false,
+                OutcomeWrite::Report,
             ))
             .unwrap();
         writes.send(CallWrite::Error("a hiccup".into())).unwrap();
@@ -1410,9 +1429,13 @@ mod tests {
                 .await
                 .unwrap();
         }
-        a.set_outcome("CA13", &Outcome::bare(OutcomeStatus::Booked, None), false)
-            .await
-            .unwrap();
+        a.set_outcome(
+            "CA13",
+            &Outcome::bare(OutcomeStatus::Booked, None),
+            OutcomeWrite::Report,
+        )
+        .await
+        .unwrap();
         a.apply_status("CA13", CallStatus::Completed, Some(9))
             .await
             .unwrap();

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn, Instrument};
 
 use super::{CallStore, StoreError};
-use crate::domain::{Outcome, TranscriptLine};
+use crate::domain::{Outcome, OutcomeWrite, TranscriptLine};
 
 /// How long a write is retried while the database is away before it is
 /// given up (with an error in the log naming what was lost).
@@ -27,22 +27,23 @@ const MAX_RETRY: Duration = Duration::from_secs(2);
 pub enum CallWrite {
     /// A transcript line, appended after the previous one.
     Line(TranscriptLine),
-    /// The outcome; with `true`, only if none was reported yet.
-    Outcome(Outcome, bool),
+    /// The outcome, as a report or as a fallback.
+    Outcome(Outcome, OutcomeWrite),
     /// A problem worth telling the person.
     Error(String),
 }
 
-/// Start the writer of call `call_sid`. Send writes to the returned channel;
+/// Start the writer of call `call_sid`. Send writes (anything that converts
+/// to a [`CallWrite`], such as the call core's) to the returned channel;
 /// drop it and await the handle to know they are all written.
-pub fn spawn_writer(
+pub fn spawn_writer<W>(
     store: CallStore,
     call_sid: String,
-) -> (
-    mpsc::UnboundedSender<CallWrite>,
-    tokio::task::JoinHandle<()>,
-) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<CallWrite>();
+) -> (mpsc::UnboundedSender<W>, tokio::task::JoinHandle<()>)
+where
+    W: Into<CallWrite> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel::<W>();
     let handle = tokio::spawn(
         async move {
             let mut writer = Writer {
@@ -51,7 +52,7 @@ pub fn spawn_writer(
                 next_line: None,
             };
             while let Some(write) = rx.recv().await {
-                writer.write(write, rx.len()).await;
+                writer.write(write.into(), rx.len()).await;
             }
         }
         .in_current_span(),
@@ -124,10 +125,9 @@ impl Writer {
                 self.next_line = Some(seq + 1);
                 Ok(())
             }
-            CallWrite::Outcome(outcome, only_if_unsettled) => store
-                .set_outcome(id, outcome, *only_if_unsettled)
-                .await
-                .map(|_| ()),
+            CallWrite::Outcome(outcome, how) => {
+                store.set_outcome(id, outcome, *how).await.map(|_| ())
+            }
             CallWrite::Error(e) => store.set_error(id, e).await,
         }
     }

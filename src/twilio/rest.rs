@@ -128,6 +128,59 @@ pub enum TwilioError {
     Decode(String),
 }
 
+/// Twilio's code for an operation on a call that is no longer in progress
+/// ("Calls that have completed cannot be recorded or redirected").
+pub const CODE_CALL_NOT_IN_PROGRESS: i64 = 21220;
+/// Twilio's code for a resource it does not know (e.g. a call SID).
+pub const CODE_NOT_FOUND: i64 = 20404;
+
+/// What a failed call update (new TwiML, [`TwilioClient::redirect_twiml`])
+/// means for the call, so the caller can choose what to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateFailure {
+    /// The call has ended (21220: not in progress) or Twilio does not know
+    /// it (20404): nothing more can be done on it.
+    CallOver,
+    /// Twilio answered that it will not apply the update (any other 4xx,
+    /// e.g. 12100 TwiML it cannot parse, 20003 authentication): the call goes
+    /// on as it was, its stream included.
+    Refused,
+    /// No clear answer (network, timeout, a 5xx, an unreadable body): the
+    /// update may or may not have been applied, so watch the stream (a `stop`
+    /// means it was).
+    Unknown,
+}
+
+impl TwilioError {
+    /// Twilio's error code, when Twilio answered with one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            TwilioError::Api { code, .. } => *code,
+            _ => None,
+        }
+    }
+
+    /// What this error means for a call update (see [`UpdateFailure`]).
+    pub fn update_failure(&self) -> UpdateFailure {
+        match self {
+            TwilioError::Api { code, .. }
+                if matches!(*code, Some(CODE_CALL_NOT_IN_PROGRESS | CODE_NOT_FOUND)) =>
+            {
+                UpdateFailure::CallOver
+            }
+            TwilioError::Api { status: 404, .. } => UpdateFailure::CallOver,
+            TwilioError::Api { status, .. } if (400..500).contains(status) => {
+                UpdateFailure::Refused
+            }
+            // A 5xx (Twilio's trouble, whatever it did), a request that got
+            // no answer, or a 2xx we cannot read: the update may have landed.
+            TwilioError::Api { .. } | TwilioError::Transport(_) | TwilioError::Decode(_) => {
+                UpdateFailure::Unknown
+            }
+        }
+    }
+}
+
 fn api_message(status: u16, code: Option<i64>, message: &str) -> String {
     match code {
         Some(code) => format!("Twilio refused the call ({code}): {message}"),
@@ -184,8 +237,11 @@ impl TwilioClient {
     }
 
     /// Replaces the TwiML the call is running (e.g. with
-    /// [`super::twiml::say_and_hangup`]); this leaves `<Connect>`, so the
-    /// media stream stops.
+    /// [`super::twiml::say_and_hangup`], or
+    /// [`super::twiml::play_digits_then_connect_stream`] to press keys); this
+    /// leaves `<Connect>`, so the media stream stops. On failure,
+    /// [`TwilioError::update_failure`] tells whether the call went on
+    /// unchanged, is over, or cannot be told.
     pub async fn redirect_twiml(
         &self,
         call_sid: &str,
@@ -544,7 +600,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn hang_up_cancel_and_redirect_send_fixture_bodies() {
+    async fn hang_up_cancel_redirect_and_key_press_send_fixture_bodies() {
         let (base, captured) = fake_twilio(
             StatusCode::OK,
             "application/json",
@@ -560,12 +616,73 @@ mod tests {
             .await
             .expect("redirect");
         client.cancel(CALL_SID).await.expect("cancel");
+        // The key press is a call update too.
+        let key_press = json_fixture("http/rest_update_play_digits_request.json");
+        let twiml = key_press["form"][0][1].as_str().expect("twiml");
+        client
+            .redirect_twiml(CALL_SID, twiml)
+            .await
+            .expect("key press");
         let got = captured.lock().expect("lock").clone();
-        assert_eq!(got.len(), 3);
+        assert_eq!(got.len(), 4);
         check_request(&got[0], "http/rest_hangup_request.json");
         check_request(&got[1], "http/rest_redirect_twiml_request.json");
         assert_eq!(got[2].body, b"Status=canceled");
         assert_eq!(got[2].path, got[0].path);
+        check_request(&got[3], "http/rest_update_play_digits_request.json");
+    }
+
+    /// The error a call update gets when Twilio answers `status` with `body`.
+    async fn update_error(status: StatusCode, body: &str) -> TwilioError {
+        let (base, _) = fake_twilio(status, "application/json", body.to_owned()).await;
+        client(&base)
+            .redirect_twiml(CALL_SID, "<Response><Play digits=\"w2\" /></Response>")
+            .await
+            .expect_err("refused")
+    }
+
+    #[tokio::test]
+    async fn update_failures_tell_the_caller_what_became_of_the_call() {
+        let not_in_progress = update_error(
+            StatusCode::BAD_REQUEST,
+            r#"{"code": 21220, "message": "Call is not in-progress. Cannot redirect.", "more_info": "https://www.twilio.com/docs/errors/21220", "status": 400}"#,
+        )
+        .await;
+        assert_eq!(not_in_progress.code(), Some(CODE_CALL_NOT_IN_PROGRESS));
+        assert_eq!(not_in_progress.update_failure(), UpdateFailure::CallOver);
+        let unknown_call = update_error(
+            StatusCode::NOT_FOUND,
+            r#"{"code": 20404, "message": "The requested resource was not found", "status": 404}"#,
+        )
+        .await;
+        assert_eq!(unknown_call.update_failure(), UpdateFailure::CallOver);
+        let bad_twiml = update_error(
+            StatusCode::BAD_REQUEST,
+            r#"{"code": 12100, "message": "Document parse failure", "status": 400}"#,
+        )
+        .await;
+        assert_eq!(bad_twiml.code(), Some(12100));
+        assert_eq!(bad_twiml.update_failure(), UpdateFailure::Refused);
+        let rate_limited = update_error(StatusCode::TOO_MANY_REQUESTS, "").await;
+        assert_eq!(rate_limited.code(), None);
+        assert_eq!(rate_limited.update_failure(), UpdateFailure::Refused);
+        let outage = update_error(StatusCode::SERVICE_UNAVAILABLE, "").await;
+        assert_eq!(outage.update_failure(), UpdateFailure::Unknown);
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let unreachable = client(&format!("http://{addr}"))
+            .redirect_twiml(CALL_SID, "<Response/>")
+            .await
+            .expect_err("unreachable");
+        assert_eq!(unreachable.update_failure(), UpdateFailure::Unknown);
+        assert_eq!(
+            TwilioError::Decode("x".into()).update_failure(),
+            UpdateFailure::Unknown
+        );
     }
 
     #[tokio::test]

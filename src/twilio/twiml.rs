@@ -1,9 +1,11 @@
-//! TwiML documents: building the `<Connect><Stream>` that bridges a call to our server, the polite `<Say>`+`<Hangup>`, and parsing them back for the simulator.
+//! TwiML documents: building the `<Connect><Stream>` that bridges a call to our server, the key press that plays digits and reconnects it (`<Play digits>` + `<Connect><Stream>`), the polite `<Say>`+`<Hangup>` (in the call's language, with a voice that speaks it), and parsing them back for the simulator and tests.
 
 use std::borrow::Cow;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
+
+use crate::domain::language::{BaseLanguage, Language};
 
 /// The longest TwiML document Twilio accepts inline in the `Twiml` parameter
 /// of a call (docs section 1.2): a document must be strictly shorter.
@@ -113,9 +115,50 @@ pub fn connect_stream(
     stream_status_callback: Option<&str>,
     parameters: &[(String, String)],
 ) -> Result<String, TwimlError> {
+    response(None, stream_url, stream_status_callback, parameters)
+}
+
+/// The document that presses keys on a live call and then carries on the
+/// conversation: `<Play digits>` followed by a new `<Connect><Stream>`, as
+/// twilio-python writes it:
+///
+/// `<?xml ...?><Response><Play digits="w2" /><Connect><Stream ..>..</Stream></Connect></Response>`
+///
+/// Sent as a call update ([`super::rest::TwilioClient::redirect_twiml`]), it
+/// replaces the running TwiML: Twilio ends the current stream, plays the keys
+/// to the callee and opens a new stream to `stream_url` with these
+/// `parameters` and a new `streamSid` (docs/protocol/twilio.md 5.9).
+/// The parameters should be the first stream's, plus what marks the new
+/// stream as the call's continuation
+/// ([`crate::domain::StreamContinuation::next_stream_parameters`]). Same
+/// limits as [`connect_stream`].
+pub fn play_digits_then_connect_stream(
+    digits: &PlayDigits,
+    stream_url: &str,
+    stream_status_callback: Option<&str>,
+    parameters: &[(String, String)],
+) -> Result<String, TwimlError> {
+    response(Some(digits), stream_url, stream_status_callback, parameters)
+}
+
+/// `<Response>[<Play digits>]<Connect><Stream>…</Connect></Response>`, checked
+/// against Twilio's limits.
+fn response(
+    play: Option<&PlayDigits>,
+    stream_url: &str,
+    stream_status_callback: Option<&str>,
+    parameters: &[(String, String)],
+) -> Result<String, TwimlError> {
     let mut doc = String::with_capacity(256 + parameters.len() * 64);
     doc.push_str(XML_DECLARATION);
-    doc.push_str("<Response><Connect><Stream");
+    doc.push_str("<Response>");
+    if let Some(digits) = play {
+        // The digits are keys and pauses only: nothing to escape.
+        doc.push_str("<Play digits=\"");
+        doc.push_str(digits.as_str());
+        doc.push_str("\" />");
+    }
+    doc.push_str("<Connect><Stream");
     if let Some(callback) = stream_status_callback {
         doc.push_str(" statusCallback=\"");
         doc.push_str(&escape_attr(callback));
@@ -152,6 +195,96 @@ pub fn connect_stream(
     Ok(doc)
 }
 
+/// The keys Twilio's `<Play digits>` can press: `0-9`, `A-D`, `*`, `#`
+/// (the `<Play>` reference and warning 13430, docs/protocol/twilio.md 5.9).
+pub const PLAYABLE_KEYS: &str = "0123456789ABCD*#";
+
+/// A pause `<Play digits>` understands: `w` waits half a second, `W` a second.
+fn is_pause(c: char) -> bool {
+    matches!(c, 'w' | 'W')
+}
+
+/// The pause Twilio plays before the first key ([`PlayDigits::press`]): half
+/// a second, so the first tone is not the first audio after Twilio switches
+/// the call from the stream to `<Play>` (whether that switch clips the start
+/// of a tone is for the first live call to tell, twilio.md 5.9).
+pub const LEAD_PAUSE: &str = "w";
+
+/// A value of `<Play digits>`: keys and pauses, exactly the characters Twilio
+/// accepts (`0-9 A-D * #`, `w`, `W`), with at least one key. Built only by
+/// [`PlayDigits::parse`] or [`PlayDigits::press`], so a document we send never
+/// carries digits Twilio would skip with warning 13430.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayDigits(String);
+
+/// Keys that `<Play digits>` cannot press; the caller plays them another way
+/// (as in-band tones) or refuses them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlayDigitsError {
+    /// Characters Twilio does not accept in `digits`, each once, in the
+    /// order they first appear.
+    #[error("Twilio's <Play digits> cannot press {}", quoted(.unplayable))]
+    Unplayable {
+        /// The characters it cannot play.
+        unplayable: Vec<char>,
+    },
+    /// Only pauses, or nothing at all: there is no key to press.
+    #[error("there is no key to press")]
+    NoKeys,
+}
+
+/// `'*', '#'` for an error message.
+fn quoted(chars: &[char]) -> String {
+    chars
+        .iter()
+        .map(|c| format!("{c:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl PlayDigits {
+    /// Take a `digits` value as Twilio reads it: keys and `w`/`W` pauses.
+    /// Refuses any other character (listing every one, so the caller knows
+    /// which keys need another way) and a value with no key.
+    pub fn parse(digits: &str) -> Result<Self, PlayDigitsError> {
+        let mut unplayable: Vec<char> = Vec::new();
+        for c in digits.chars() {
+            if !PLAYABLE_KEYS.contains(c) && !is_pause(c) && !unplayable.contains(&c) {
+                unplayable.push(c);
+            }
+        }
+        if !unplayable.is_empty() {
+            return Err(PlayDigitsError::Unplayable { unplayable });
+        }
+        if !digits.chars().any(|c| PLAYABLE_KEYS.contains(c)) {
+            return Err(PlayDigitsError::NoKeys);
+        }
+        Ok(PlayDigits(digits.to_owned()))
+    }
+
+    /// The agent's keys as Twilio should play them: [`LEAD_PAUSE`], then the
+    /// keys in order (Twilio spaces consecutive keys itself).
+    pub fn press(keys: &str) -> Result<Self, PlayDigitsError> {
+        Self::parse(&format!("{LEAD_PAUSE}{keys}"))
+    }
+
+    /// The attribute value, e.g. `w2`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The keys alone, pauses left out (what the transcript shows).
+    pub fn keys(&self) -> String {
+        self.0.chars().filter(|c| !is_pause(*c)).collect()
+    }
+}
+
+impl std::fmt::Display for PlayDigits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `<Response><Say>text</Say><Hangup /></Response>` (text escaped): replaces
 /// the running TwiML to end a call politely, e.g. when our side fails.
 ///
@@ -161,6 +294,57 @@ pub fn connect_stream(
 pub fn say_and_hangup(text: &str) -> String {
     format!(
         "<Response><Say>{}</Say><Hangup /></Response>",
+        escape_text(text)
+    )
+}
+
+/// The `language` and `voice` attributes of a `<Say>`: which locale Twilio's
+/// text-to-speech speaks, and a voice that speaks it (Twilio may refuse a
+/// `<Say>` whose voice does not speak its language).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SayVoice {
+    /// Twilio's `language` value, e.g. `fr-FR` (docs/protocol/twilio.md, `<Say>`).
+    pub language: &'static str,
+    /// Twilio's `voice` value, e.g. `Google.fr-FR-Standard-A`.
+    pub voice: &'static str,
+}
+
+/// The `<Say>` voice for a call held in `language`. Google's standard
+/// voices are used because their name carries the locale they speak (so a
+/// mismatch cannot slip in) and every shipped language has one. A region
+/// without its own voice takes the nearest one: Spanish outside Spain takes
+/// US Spanish (a Latin American accent), French outside Canada France's,
+/// German everywhere Germany's, Portuguese outside Portugal, Angola and
+/// Mozambique Brazil's, English in Ireland Britain's, in New Zealand Australia's.
+pub fn say_voice(language: &Language) -> SayVoice {
+    let v = |language, voice| SayVoice { language, voice };
+    match (language.base(), language.region()) {
+        (BaseLanguage::English, Some("GB" | "IE")) => v("en-GB", "Google.en-GB-Standard-A"),
+        (BaseLanguage::English, Some("AU" | "NZ")) => v("en-AU", "Google.en-AU-Standard-A"),
+        (BaseLanguage::English, Some("IN")) => v("en-IN", "Google.en-IN-Standard-A"),
+        (BaseLanguage::English, _) => v("en-US", "Google.en-US-Standard-A"),
+        (BaseLanguage::French, Some("CA")) => v("fr-CA", "Google.fr-CA-Standard-A"),
+        (BaseLanguage::French, _) => v("fr-FR", "Google.fr-FR-Standard-A"),
+        (BaseLanguage::Spanish, None | Some("ES")) => v("es-ES", "Google.es-ES-Standard-A"),
+        (BaseLanguage::Spanish, _) => v("es-US", "Google.es-US-Standard-A"),
+        (BaseLanguage::German, _) => v("de-DE", "Google.de-DE-Standard-A"),
+        (BaseLanguage::Italian, _) => v("it-IT", "Google.it-IT-Standard-A"),
+        (BaseLanguage::Portuguese, Some("PT" | "AO" | "MZ")) => {
+            v("pt-PT", "Google.pt-PT-Standard-A")
+        }
+        (BaseLanguage::Portuguese, _) => v("pt-BR", "Google.pt-BR-Standard-A"),
+        (BaseLanguage::Japanese, _) => v("ja-JP", "Google.ja-JP-Standard-A"),
+    }
+}
+
+/// `<Response><Say language=".." voice="..">text</Say><Hangup /></Response>`:
+/// [`say_and_hangup`] in another language than Twilio's default English.
+/// Attributes are in twilio-python's order (sorted by name).
+pub fn say_in_language_and_hangup(text: &str, voice: SayVoice) -> String {
+    format!(
+        "<Response><Say language=\"{}\" voice=\"{}\">{}</Say><Hangup /></Response>",
+        escape_attr(voice.language),
+        escape_attr(voice.voice),
         escape_text(text)
     )
 }
@@ -180,6 +364,8 @@ pub struct ParsedTwiml {
     pub says: Vec<String>,
     /// Whether the document contains `<Hangup>`.
     pub hangup: bool,
+    /// The `digits` of each `<Play>` that has them, in document order.
+    pub play_digits: Vec<String>,
 }
 
 /// Reads the attribute `name` of `element`, unescaped (entities and numeric
@@ -199,8 +385,8 @@ fn attribute(element: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, Tw
 
 /// Parse a TwiML document produced by Twilio-compatible code (used by the
 /// simulator and tests): returns the first `<Stream>`'s url, statusCallback
-/// and its `<Parameter>`s in order, the `<Say>` texts, and whether it hangs
-/// up. Entities and numeric character references are unescaped. Refuses
+/// and its `<Parameter>`s in order, the `<Say>` texts, the `<Play digits>`,
+/// and whether it hangs up. Entities and numeric character references are unescaped. Refuses
 /// malformed XML and documents whose root is not `<Response>`; elements
 /// reservoice does not use are ignored.
 pub fn parse(doc: &str) -> Result<ParsedTwiml, TwimlError> {
@@ -257,6 +443,11 @@ pub fn parse(doc: &str) -> Result<ParsedTwiml, TwimlError> {
                         }
                     }
                     b"Hangup" => parsed.hangup = true,
+                    b"Play" => {
+                        if let Some(digits) = attribute(e, b"digits")? {
+                            parsed.play_digits.push(digits);
+                        }
+                    }
                     _ => {}
                 }
                 if !is_empty {
@@ -491,6 +682,112 @@ mod tests {
         }
     }
 
+    /// The continuation of the key-press fixture (stream 2 of the call).
+    fn fixture_continuation() -> crate::domain::StreamContinuation {
+        use chrono::TimeZone;
+        crate::domain::StreamContinuation {
+            stream_number: 2,
+            call_clock_ms: 48_260,
+            updated_at: chrono::Utc
+                .timestamp_millis_opt(1_795_000_000_123)
+                .single()
+                .expect("instant"),
+        }
+    }
+
+    #[test]
+    fn key_press_twiml_matches_twilio_python_fixture() {
+        let received: std::collections::HashMap<String, String> =
+            start_parameters().into_iter().collect();
+        let parameters = fixture_continuation().next_stream_parameters(&received);
+        let digits = PlayDigits::press("2").expect("playable");
+        assert_eq!(digits.as_str(), "w2");
+        let doc = play_digits_then_connect_stream(
+            &digits,
+            "wss://reservoice.example.com/media-stream",
+            Some("https://reservoice.example.com/twilio/stream-status"),
+            &parameters,
+        )
+        .expect("builds");
+        let expected = fixture("twiml_play_digits_reconnect.xml");
+        assert_eq!(doc, expected.trim_end_matches('\n'));
+        // And it is exactly the Twiml of the REST update fixture.
+        let request: serde_json::Value =
+            serde_json::from_str(&fixture("http/rest_update_play_digits_request.json"))
+                .expect("json");
+        assert_eq!(request["form"][0][0], "Twiml");
+        assert_eq!(request["form"][0][1].as_str(), Some(doc.as_str()));
+
+        let parsed = parse(&doc).expect("parses");
+        assert_eq!(parsed.play_digits, vec!["w2".to_string()]);
+        assert_eq!(parsed.parameters, parameters);
+        assert_eq!(
+            parsed.stream_url.as_deref(),
+            Some("wss://reservoice.example.com/media-stream")
+        );
+        assert!(parsed.says.is_empty() && !parsed.hangup);
+    }
+
+    #[test]
+    fn key_press_twiml_keeps_twilio_limits() {
+        let digits = PlayDigits::press("1").expect("playable");
+        let too_long = vec![("n".to_string(), "v".repeat(499))];
+        assert!(matches!(
+            play_digits_then_connect_stream(&digits, "wss://h/s", None, &too_long),
+            Err(TwimlError::ParameterTooLong { .. })
+        ));
+        let many: Vec<(String, String)> = (0..10)
+            .map(|i| (format!("p{i}"), "x".repeat(450)))
+            .collect();
+        assert!(matches!(
+            play_digits_then_connect_stream(&digits, "wss://h/s", None, &many),
+            Err(TwimlError::DocumentTooLong { .. })
+        ));
+        let bare =
+            play_digits_then_connect_stream(&digits, "wss://h/s", None, &[]).expect("builds");
+        assert!(bare.ends_with(
+            r#"<Response><Play digits="w1" /><Connect><Stream url="wss://h/s" /></Connect></Response>"#
+        ));
+    }
+
+    #[test]
+    fn play_digits_accepts_exactly_what_twilio_plays() {
+        // Every key of the keypad, and both pauses.
+        for ok in ["0123456789", "ABCD", "*", "#", "w1W2ww#", "1", "WW*"] {
+            let d = PlayDigits::parse(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+            assert_eq!(d.as_str(), ok);
+            assert_eq!(d.to_string(), ok);
+        }
+        assert_eq!(PlayDigits::parse("w1W2ww#").expect("ok").keys(), "12#");
+        // What Twilio would skip (warning 13430) is refused, every character
+        // named once, in order of appearance.
+        assert_eq!(
+            PlayDigits::parse("1a,2a x"),
+            Err(PlayDigitsError::Unplayable {
+                unplayable: vec!['a', ',', ' ', 'x']
+            })
+        );
+        for lower in ["a", "b", "c", "d", "e", "p"] {
+            assert!(
+                matches!(
+                    PlayDigits::parse(lower),
+                    Err(PlayDigitsError::Unplayable { .. })
+                ),
+                "{lower}"
+            );
+        }
+        // No key at all.
+        assert_eq!(PlayDigits::parse(""), Err(PlayDigitsError::NoKeys));
+        assert_eq!(PlayDigits::parse("wWw"), Err(PlayDigitsError::NoKeys));
+        assert_eq!(PlayDigits::press(""), Err(PlayDigitsError::NoKeys));
+        // press: the lead pause, then the keys.
+        let pressed = PlayDigits::press("1234#").expect("playable");
+        assert_eq!(pressed.as_str(), format!("{LEAD_PAUSE}1234#"));
+        assert_eq!(pressed.keys(), "1234#");
+        let err = PlayDigits::press("2é").unwrap_err();
+        assert_eq!(err.to_string(), "Twilio's <Play digits> cannot press 'é'");
+    }
+
     #[test]
     fn say_and_hangup_escapes_and_matches_redirect_fixture() {
         let request: serde_json::Value =
@@ -511,5 +808,107 @@ mod tests {
         );
         assert!(parsed.hangup);
         assert_eq!(parsed.stream_url, None);
+    }
+
+    /// Every `language` value of `<Say>` reservoice may send, and every
+    /// voice, as listed in Twilio's own TwiML types (twilio-node,
+    /// `src/twiml/VoiceResponse.ts`, `SayLanguage` and `SayVoice`; see
+    /// docs/protocol/twilio.md, `<Say>`): the subset we use.
+    const TWILIO_SAY_LANGUAGES: &[&str] = &[
+        "de-DE", "en-AU", "en-GB", "en-IN", "en-US", "es-ES", "es-US", "fr-CA", "fr-FR", "it-IT",
+        "ja-JP", "pt-BR", "pt-PT",
+    ];
+    const TWILIO_SAY_VOICES: &[&str] = &[
+        "Google.de-DE-Standard-A",
+        "Google.en-AU-Standard-A",
+        "Google.en-GB-Standard-A",
+        "Google.en-IN-Standard-A",
+        "Google.en-US-Standard-A",
+        "Google.es-ES-Standard-A",
+        "Google.es-US-Standard-A",
+        "Google.fr-CA-Standard-A",
+        "Google.fr-FR-Standard-A",
+        "Google.it-IT-Standard-A",
+        "Google.ja-JP-Standard-A",
+        "Google.pt-BR-Standard-A",
+        "Google.pt-PT-Standard-A",
+    ];
+
+    /// The `language` and `voice` attributes of the first `<Say>` of `doc`.
+    fn say_attributes(doc: &str) -> (Option<String>, Option<String>) {
+        let mut reader = Reader::from_str(doc);
+        loop {
+            match reader.read_event().expect("well-formed") {
+                Event::Start(e) if e.name().as_ref() == b"Say" => {
+                    return (
+                        attribute(&e, b"language").expect("attr"),
+                        attribute(&e, b"voice").expect("attr"),
+                    );
+                }
+                Event::Eof => return (None, None),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_model_down_apology_in_french_carries_a_valid_twilio_language() {
+        let french = Language::parse("fr").expect("fr");
+        let phrases = crate::phrases::Phrases::new(french);
+        let doc = say_in_language_and_hangup(phrases.apology_technical(), say_voice(&french));
+        assert_eq!(
+            doc,
+            "<Response><Say language=\"fr-FR\" voice=\"Google.fr-FR-Standard-A\">Désolé, nous rencontrons un problème technique et nous vous rappellerons plus tard. Au revoir.</Say><Hangup /></Response>"
+        );
+        let (language, voice) = say_attributes(&doc);
+        let (language, voice) = (language.expect("language"), voice.expect("voice"));
+        assert!(
+            TWILIO_SAY_LANGUAGES.contains(&language.as_str()),
+            "{language}"
+        );
+        assert!(TWILIO_SAY_VOICES.contains(&voice.as_str()), "{voice}");
+        let parsed = parse(&doc).expect("parses");
+        assert_eq!(parsed.says, vec![phrases.apology_technical().to_string()]);
+        assert!(parsed.hangup);
+    }
+
+    #[test]
+    fn every_language_and_region_gets_a_twilio_voice_that_speaks_it() {
+        for tag in [
+            "en", "en-US", "en-GB", "en-IE", "en-AU", "en-NZ", "en-IN", "en-CA", "fr", "fr-FR",
+            "fr-BE", "fr-CH", "fr-CA", "es", "es-ES", "es-MX", "es-AR", "es-419", "de", "de-AT",
+            "de-CH", "it", "it-CH", "pt", "pt-BR", "pt-PT", "pt-AO", "ja", "ja-JP",
+        ] {
+            let language = Language::parse(tag).expect("tag");
+            let say = say_voice(&language);
+            assert!(
+                TWILIO_SAY_LANGUAGES.contains(&say.language),
+                "{tag}: {say:?}"
+            );
+            assert!(TWILIO_SAY_VOICES.contains(&say.voice), "{tag}: {say:?}");
+            assert!(
+                say.voice.starts_with(&format!("Google.{}-", say.language)),
+                "{tag}: the voice must speak the language: {say:?}"
+            );
+            assert!(
+                say.language.starts_with(language.base().code()),
+                "{tag}: {say:?}"
+            );
+        }
+        let mexico = say_voice(&Language::parse("es-MX").expect("es-MX"));
+        assert_eq!(mexico.language, "es-US");
+        let quebec = say_voice(&Language::parse("fr-CA").expect("fr-CA"));
+        assert_eq!(quebec.voice, "Google.fr-CA-Standard-A");
+    }
+
+    #[test]
+    fn say_in_language_escapes_its_text() {
+        let voice = say_voice(&Language::parse("de").expect("de"));
+        let doc = say_in_language_and_hangup("Fisch & <Chips>", voice);
+        assert!(doc.contains(">Fisch &amp; &lt;Chips&gt;</Say>"), "{doc}");
+        assert_eq!(
+            parse(&doc).expect("parses").says,
+            vec!["Fisch & <Chips>".to_string()]
+        );
     }
 }
