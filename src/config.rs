@@ -5,6 +5,7 @@
 //! Twilio reaches us at is held in one place, [`PublicUrl`], from which both the
 //! TwiML we publish and the URLs we verify Twilio's signatures against derive.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -204,8 +205,10 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Bearer token required on `/api/*` when set.
     pub api_token: Option<SecretString>,
-    /// Call store URL (`sqlite://…`).
-    pub database_url: String,
+    /// Call store URL (`sqlite://…` or `postgres://…`, which may carry a password).
+    pub database_url: DatabaseUrl,
+    /// How the call store uses its database (pool, leases of live calls).
+    pub store: crate::store::StoreOptions,
     /// Database and recordings live here.
     pub data_dir: PathBuf,
     /// Zone for reservations that name none.
@@ -226,6 +229,37 @@ pub struct Settings {
     pub record: bool,
     /// How the agent's key presses reach the line.
     pub dtmf: DtmfMode,
+}
+
+/// The call store's URL. A PostgreSQL URL may carry a password, so `Debug`
+/// and `Display` show it with the password masked; [`DatabaseUrl::expose`]
+/// is for opening the store only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL as given, password included.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("***"));
+                f.write_str(u.as_str())
+            }
+            _ => f.write_str(&self.0),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
 }
 
 /// The raw settings as flags and environment give them (see `cli::serve`).
@@ -285,8 +319,8 @@ pub struct SettingsArgs {
     /// Bearer token required on /api/* (required on a non-loopback address)
     #[arg(long, env = "RESERVOICE_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
-    /// Call store (sqlite://PATH); default: reservoice.db in the data dir
-    #[arg(long, env = "DATABASE_URL")]
+    /// Call store: sqlite://PATH or postgres://USER@HOST/DB (several instances); default: reservoice.db in the data dir
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Directory for the database and recordings
     #[arg(long, env = "RESERVOICE_DATA_DIR")]
@@ -485,10 +519,10 @@ impl SettingsArgs {
             Some(u) if !u.trim().is_empty() => u.trim().to_string(),
             _ => format!("sqlite://{}", data_dir.join("reservoice.db").display()),
         };
-        if !database_url.starts_with("sqlite:") {
+        if !database_url.starts_with("sqlite:") && !crate::store::is_postgres(&database_url) {
             return Err(ConfigError::Invalid {
                 var: "DATABASE_URL",
-                problem: "only sqlite:// is supported by this build".into(),
+                problem: "use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE".into(),
             });
         }
         let timezone = match self
@@ -527,7 +561,8 @@ impl SettingsArgs {
             public_url,
             bind,
             api_token,
-            database_url,
+            database_url: DatabaseUrl(database_url),
+            store: crate::store::StoreOptions::default(),
             data_dir,
             timezone,
             skip_signature: self.insecure_skip_signature,
@@ -624,6 +659,39 @@ mod tests {
         let dump = format!("{s:?}");
         assert!(!dump.contains("12345678901234567890123456789012"));
         assert!(!dump.contains("sk-test-secret"));
+        let mut a = args();
+        a.database_url = Some("postgres://calls:pw-secret@db.internal:5432/calls".into());
+        let s = a.resolve().unwrap();
+        assert_eq!(
+            s.database_url.expose(),
+            "postgres://calls:pw-secret@db.internal:5432/calls"
+        );
+        let dump = format!("{s:?} {}", s.database_url);
+        assert!(!dump.contains("pw-secret"), "{dump}");
+        assert!(
+            dump.contains("postgres://calls:***@db.internal:5432/calls"),
+            "{dump}"
+        );
+    }
+
+    #[test]
+    fn the_call_store_is_sqlite_or_postgres() {
+        for ok in [
+            "sqlite:///tmp/x.db",
+            "postgres://a@h/d",
+            "postgresql://a@h/d",
+        ] {
+            let mut a = args();
+            a.database_url = Some(ok.into());
+            assert!(a.resolve().is_ok(), "{ok}");
+        }
+        let mut a = args();
+        a.database_url = Some("mysql://a@h/d".into());
+        assert!(a
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("DATABASE_URL"));
     }
 
     #[test]

@@ -34,7 +34,9 @@
 //!   decisions, no I/O, no clock), the session that drives it between Twilio
 //!   and the model, and the playback bookkeeping behind barge-in.
 //! - [`audio`]: mu-law, keypad keys and their tones, call recordings.
-//! - [`store`]: the call store (SQLite) and live call events.
+//! - [`store`]: the call store (SQLite, or PostgreSQL shared by several
+//!   instances), live call news and following, the ordered writer of a live
+//!   call, and leases that let a survivor finish a dead instance's calls.
 //! - [`server`]: the HTTP surface, built by [`server::Application::build`] for
 //!   `serve`, `demo` and the tests alike.
 //! - [`web`]: the web page at `/`: every call, one call live (transcript,
@@ -42,7 +44,8 @@
 //! - [`sim`]: Twilio, the restaurant and the Realtime API, simulated on
 //!   loopback for `demo` and the tests.
 //! - [`bench`]: the load benchmark behind `reservoice bench` (stand-ins for
-//!   Twilio and the model, N simulated Media Streams, round-trip percentiles).
+//!   Twilio and the model, N simulated Media Streams, round-trip percentiles;
+//!   the call news delay between instances on PostgreSQL).
 //!
 //! `docs/ARCHITECTURE.md` walks through one call from command to outcome.
 

@@ -228,6 +228,25 @@ async fn demo_runs_a_whole_simulated_call() {
     assert!(stdout.contains("That was a simulation"));
 }
 
+/// `reservoice serve` in `dir` (also its data dir) with every setting it
+/// needs, and nothing else from this environment.
+fn serve_with_every_setting(dir: &std::path::Path) -> tokio::process::Command {
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"));
+    serve
+        .arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TWILIO_ACCOUNT_SID", "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        .env("TWILIO_AUTH_TOKEN", "12345678901234567890123456789012")
+        .env("TWILIO_FROM_NUMBER", "+12125550100")
+        .env("OPENAI_API_KEY", "sk-never-printed")
+        .env("PUBLIC_URL", "https://reservoice.example.com")
+        .env("RESERVOICE_BIND", "127.0.0.1:0")
+        .env("RESERVOICE_DATA_DIR", dir);
+    serve
+}
+
 #[tokio::test]
 async fn serve_names_the_missing_setting_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -244,18 +263,7 @@ async fn serve_names_the_missing_setting_and_stops_on_sigterm() {
     assert_eq!(err.trim(), "reservoice: missing TWILIO_ACCOUNT_SID: set it in the environment, in .env, or with --twilio-account-sid");
 
     // With everything set it serves, and SIGTERM stops it cleanly.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
-        .arg("serve")
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TWILIO_ACCOUNT_SID", "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
-        .env("TWILIO_AUTH_TOKEN", "12345678901234567890123456789012")
-        .env("TWILIO_FROM_NUMBER", "+12125550100")
-        .env("OPENAI_API_KEY", "sk-never-printed")
-        .env("PUBLIC_URL", "https://reservoice.example.com")
-        .env("RESERVOICE_BIND", "127.0.0.1:0")
-        .env("RESERVOICE_DATA_DIR", dir.path())
+    let mut child = serve_with_every_setting(dir.path())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -294,6 +302,37 @@ async fn serve_names_the_missing_setting_and_stops_on_sigterm() {
         dir.path().join("reservoice.db").exists(),
         "the call store lives in the data dir"
     );
+}
+
+#[tokio::test]
+async fn serve_exits_1_naming_an_unreachable_postgres_but_never_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        serve_with_every_setting(dir.path())
+            .env(
+                "DATABASE_URL",
+                format!("postgres://calls:pw-never-printed@127.0.0.1:{port}/reservoice_calls"),
+            )
+            .output(),
+    )
+    .await
+    .expect("serve gives up within 30 s")
+    .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("PostgreSQL at 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(err.contains("database \"reservoice_calls\""), "{err}");
+    assert!(!err.contains("pw-never-printed"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,8 +17,12 @@
 //!
 //! `--floor` points the same load at [`standins::FloorEcho`], which echoes
 //! without any bridge: what loopback and the load generator cost by themselves.
+//!
+//! `--news POSTGRES_URL` measures something else: how long call news takes
+//! from one instance to another through PostgreSQL ([`news`]).
 
 pub mod caller;
+pub mod news;
 pub mod procstat;
 pub mod standins;
 

@@ -28,6 +28,7 @@ use crate::domain::reservation::ParameterError;
 use crate::domain::{AnsweredBy, Language, Outcome, OutcomeStatus, OutcomeWrite, Reservation};
 use crate::phrases::{CallFacts, Phrases};
 use crate::realtime::{self, RealtimeConnection};
+use crate::store::{spawn_writer, CallWrite};
 use crate::twilio::stream::{self as ts, StreamEvent};
 
 type TwilioSink = SplitSink<WebSocket, Message>;
@@ -155,8 +156,9 @@ async fn run_call(
     if let Err(e) = ctx.store.stream_started(&call_sid).await {
         warn!(error = %e, "cannot record the stream start");
     }
+    let _lease = ctx.store.hold_lease(&call_sid);
 
-    let (writes, writer) = spawn_writer(ctx.clone(), call_sid.clone());
+    let (writes, writer) = spawn_writer(ctx.store.clone(), call_sid.clone());
     // What the restaurant hears from the server itself. English for now: the
     // call's own language is chosen by the language work (issue 12).
     let spoken = Phrases::new(Language::ENGLISH);
@@ -245,29 +247,15 @@ async fn close_twilio(mut tx: TwilioSink) {
     let _ = tx.send(Message::Close(None)).await;
 }
 
-fn spawn_writer(
-    ctx: CallContext,
-    call_sid: String,
-) -> (mpsc::UnboundedSender<Write>, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
-    let handle = tokio::spawn(
-        async move {
-            while let Some(w) = rx.recv().await {
-                let result = match &w {
-                    Write::Line(line) => ctx.store.add_line(&call_sid, line).await,
-                    Write::Outcome(o, how) => {
-                        ctx.store.set_outcome(&call_sid, o, *how).await.map(|_| ())
-                    }
-                    Write::Error(e) => ctx.store.set_error(&call_sid, e).await,
-                };
-                if let Err(e) = result {
-                    warn!(error = %e, "call store write failed");
-                }
-            }
+/// The store's writer takes the core's writes as they are.
+impl From<Write> for CallWrite {
+    fn from(w: Write) -> CallWrite {
+        match w {
+            Write::Line(line) => CallWrite::Line(line),
+            Write::Outcome(outcome, how) => CallWrite::Outcome(outcome, how),
+            Write::Error(e) => CallWrite::Error(e),
         }
-        .in_current_span(),
-    );
-    (tx, handle)
+    }
 }
 
 /// Open the model session, trying a second time after a short pause.

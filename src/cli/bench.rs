@@ -42,6 +42,14 @@ pub struct BenchArgs {
     /// Measure the floor: the same load against a built-in echo, no server
     #[arg(long)]
     pub floor: bool,
+    /// Measure instead the call news delay between two instances sharing
+    /// this PostgreSQL server (a user who may create databases; a scratch
+    /// database is created and dropped): --calls live calls, a line every --line-every
+    #[arg(long, value_name = "POSTGRES_URL")]
+    pub news: Option<String>,
+    /// With --news: seconds between two transcript lines of a call
+    #[arg(long, default_value_t = 2.0)]
+    pub line_every: f64,
     /// Where the server is (and its API token)
     #[command(flatten)]
     pub server: ServerArgs,
@@ -70,6 +78,16 @@ pub async fn run(args: BenchArgs) -> i32 {
         eprintln!("reservoice bench: --calls must be at least 1");
         return exit::INVALID;
     }
+    if let Some(url) = &args.news {
+        let line_every = match seconds("line-every", args.line_every) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                eprintln!("reservoice bench: --line-every must be a number of seconds > 0");
+                return exit::INVALID;
+            }
+        };
+        return run_news(url, args.calls, duration, ramp, line_every).await;
+    }
     let auth_token = match (&args.auth_token, args.floor) {
         (Some(t), _) if !t.trim().is_empty() => t.trim().to_string(),
         (_, true) => "floor".to_string(),
@@ -91,11 +109,19 @@ pub async fn run(args: BenchArgs) -> i32 {
     } else {
         run_server(&args, &config, wait).await
     };
+    conclude(result.map(|r| {
+        let clean = r.calls_failed == 0 && r.frames_lost == 0;
+        (r.render(), r.json_line(), clean)
+    }))
+}
+
+/// Print a report (text, then one JSON line); exit 0 when `clean`.
+fn conclude(result: anyhow::Result<(String, String, bool)>) -> i32 {
     match result {
-        Ok(report) => {
-            print!("{}", report.render());
-            println!("{}", report.json_line());
-            if report.calls_failed == 0 && report.frames_lost == 0 {
+        Ok((text, json, clean)) => {
+            print!("{text}");
+            println!("{json}");
+            if clean {
                 exit::BOOKED
             } else {
                 exit::ERROR
@@ -106,6 +132,28 @@ pub async fn run(args: BenchArgs) -> i32 {
             exit::ERROR
         }
     }
+}
+
+async fn run_news(
+    admin_url: &str,
+    calls: usize,
+    duration: Duration,
+    ramp: Duration,
+    line_every: Duration,
+) -> i32 {
+    let config = bench::news::NewsConfig {
+        calls,
+        duration,
+        ramp,
+        line_every,
+    };
+    eprintln!(
+        "call news: {calls} calls on two instances of one PostgreSQL database, a line every {line_every:?} per call, {ramp:?} ramp + {duration:?}…"
+    );
+    conclude(bench::news::run(admin_url, &config).await.map(|r| {
+        let clean = r.lines_lost == 0 && r.lines_unexpected == 0;
+        (r.render(), r.json_line(), clean)
+    }))
 }
 
 async fn run_floor(config: &LoadConfig) -> anyhow::Result<bench::Report> {

@@ -9,16 +9,15 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::Json;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
 use tracing::warn;
 
 use super::AppState;
 use crate::contract::{ApiError, LineSpoken, LiveEvent, OutcomeRecorded, StatusChanged};
 use crate::dialer::PlaceError;
-use crate::domain::{CallRecord, CallStatus, FieldError, Outcome, ReservationRequest};
-use crate::store::{CallEvent, StoreError};
+use crate::domain::{CallRecord, FieldError, ReservationRequest};
+use crate::store::{CallEvent, Followed, StoreError};
 
 impl From<PlaceError> for ApiError {
     fn from(e: PlaceError) -> Self {
@@ -116,152 +115,36 @@ pub async fn get_recording(
 
 /// `GET /api/calls/{id}/events`: Server-Sent Events. First `snapshot` (the
 /// record so far), then `status`, `transcript`, `outcome` as they happen, and
-/// `finished` (with the final record) when the call is over.
-///
-/// Events come from this process's broadcast (instant) and from reading the
-/// call store every second (so a call handled by another server instance,
-/// sharing the database, is followed too); each line is sent once.
+/// `finished` (with the final record) when the call is over. Whichever
+/// instance handles the call, each line is sent once, in order
+/// ([`crate::store::CallStore::follow`]).
 pub async fn call_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let mut rx = state.store.subscribe(&id);
-    let record = state
+    let follow = state
         .store
-        .get(&id)
+        .follow(&id)
         .await?
         .ok_or_else(|| no_such_call(&id))?;
-    let store = state.store.clone();
-    let stream = async_stream(move |tx| async move {
-        let send = |event: LiveEvent| {
-            let tx = tx.clone();
-            async move { tx.send(sse_event(&event)).await.is_ok() }
-        };
-        let mut follower = Follower::new(&record);
-        if !send(LiveEvent::Snapshot(Box::new(record.clone()))).await {
-            return;
-        }
-        if record.is_finished() {
-            send(LiveEvent::Finished(Box::new(record))).await;
-            return;
-        }
-        let mut poll = tokio::time::interval(Duration::from_secs(1));
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let catch_up = tokio::select! {
-                event = rx.recv() => match event {
-                    Ok(CallEvent::Finished) | Err(RecvError::Closed) | Err(RecvError::Lagged(_)) => true,
-                    Ok(event) => match follower.admit(event) {
-                        Admit::Send(event) => {
-                            if !send(event).await {
-                                return;
-                            }
-                            false
-                        }
-                        Admit::Skip => false,
-                        Admit::CatchUp => true,
-                    },
-                },
-                _ = poll.tick() => true,
-            };
-            if !catch_up {
-                continue;
-            }
-            let Ok(Some(record)) = store.get(&id).await else {
-                continue;
-            };
-            for event in follower.missing(&record) {
-                if !send(event).await {
-                    return;
-                }
-            }
-            if record.is_finished() {
-                send(LiveEvent::Finished(Box::new(record))).await;
-                return;
-            }
-        }
-    });
+    let stream = follow.map(|followed| Ok(sse_event(&live_event(followed))));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(10))))
 }
 
-/// What one follower has been sent so far.
-struct Follower {
-    lines: u64,
-    status: CallStatus,
-    outcome: Option<Outcome>,
-}
-
-/// What to do with a broadcast event.
-enum Admit {
-    Send(LiveEvent),
-    Skip,
-    /// A line is missing before this one, or the call finished: read the store.
-    CatchUp,
-}
-
-impl Follower {
-    fn new(record: &CallRecord) -> Self {
-        Follower {
-            lines: record.transcript.len() as u64,
-            status: record.status,
-            outcome: record.outcome.clone(),
+/// What the store's follower says, as the HTTP contract says it.
+fn live_event(followed: Followed) -> LiveEvent {
+    match followed {
+        Followed::Snapshot(record) => LiveEvent::Snapshot(Box::new(record)),
+        Followed::Finished(record) => LiveEvent::Finished(Box::new(record)),
+        Followed::Event(CallEvent::Transcript { line, seq }) => {
+            LiveEvent::Transcript(LineSpoken { line, seq })
         }
-    }
-
-    fn admit(&mut self, event: CallEvent) -> Admit {
-        match event {
-            CallEvent::Transcript { line, seq } if seq == self.lines + 1 => {
-                self.lines = seq;
-                Admit::Send(LiveEvent::Transcript(LineSpoken { line, seq }))
-            }
-            CallEvent::Transcript { seq, .. } if seq <= self.lines => Admit::Skip,
-            CallEvent::Transcript { .. } => Admit::CatchUp,
-            CallEvent::Status { status } if status == self.status => Admit::Skip,
-            CallEvent::Status { status } => {
-                self.status = status;
-                Admit::Send(LiveEvent::Status(StatusChanged { status }))
-            }
-            CallEvent::Outcome { outcome } if self.outcome.as_ref() == Some(&outcome) => {
-                Admit::Skip
-            }
-            CallEvent::Outcome { outcome } => {
-                self.outcome = Some(outcome.clone());
-                Admit::Send(LiveEvent::Outcome(OutcomeRecorded { outcome }))
-            }
-            CallEvent::Finished => Admit::CatchUp,
+        Followed::Event(CallEvent::Status { status }) => {
+            LiveEvent::Status(StatusChanged { status })
         }
-    }
-
-    /// Events for whatever the store has that this follower was not sent.
-    fn missing(&mut self, record: &CallRecord) -> Vec<LiveEvent> {
-        let mut out = Vec::new();
-        if record.status != self.status {
-            self.status = record.status;
-            out.push(LiveEvent::Status(StatusChanged {
-                status: record.status,
-            }));
+        Followed::Event(CallEvent::Outcome { outcome }) => {
+            LiveEvent::Outcome(OutcomeRecorded { outcome })
         }
-        for (ix, line) in record
-            .transcript
-            .iter()
-            .enumerate()
-            .skip(self.lines as usize)
-        {
-            out.push(LiveEvent::Transcript(LineSpoken {
-                line: line.clone(),
-                seq: ix as u64 + 1,
-            }));
-        }
-        self.lines = self.lines.max(record.transcript.len() as u64);
-        if record.outcome.is_some() && record.outcome != self.outcome {
-            self.outcome = record.outcome.clone();
-            if let Some(outcome) = &record.outcome {
-                out.push(LiveEvent::Outcome(OutcomeRecorded {
-                    outcome: outcome.clone(),
-                }));
-            }
-        }
-        out
     }
 }
 
@@ -274,18 +157,4 @@ fn sse_event(event: &LiveEvent) -> Event {
             Event::default().comment("an event could not be written")
         }
     }
-}
-
-/// A stream fed by a task through a small channel.
-fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(producer(tx));
-    futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-    )
 }

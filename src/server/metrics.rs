@@ -20,6 +20,8 @@ pub struct Metrics {
     pub streams_total: AtomicU64,
     /// Requests refused for a bad or missing Twilio signature.
     pub bad_signatures: AtomicU64,
+    /// Calls of a stopped instance this instance finished (expired leases).
+    pub calls_reaped: AtomicU64,
 }
 
 /// Decrements `active_streams` when a stream ends, however it ends.
@@ -79,6 +81,12 @@ pub async fn render(State(state): State<AppState>) -> String {
             "counter",
             "Twilio requests refused for their signature.",
             &m.bad_signatures,
+        ),
+        line(
+            "reservoice_calls_reaped_total",
+            "counter",
+            "Calls of a stopped server finished by this one.",
+            &m.calls_reaped,
         ),
     ]
     .concat()

@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod media;
 pub mod metrics;
+pub mod reaper;
 pub mod webhooks;
 
 use std::future::Future;
@@ -88,7 +89,7 @@ impl Application {
                 .await
                 .with_context(|| format!("cannot listen on {}", settings.bind))?,
         };
-        let store = CallStore::open(&settings.database_url)
+        let store = CallStore::open_with(settings.database_url.expose(), settings.store.clone())
             .await
             .context("cannot open the call store")?;
         let http = reqwest::Client::builder()
@@ -111,6 +112,7 @@ impl Application {
             calls: tokio_util::task::TaskTracker::new(),
         };
         let router = router(state.clone());
+        reaper::spawn(state.clone());
         Ok(Application {
             listener,
             router,

@@ -91,6 +91,12 @@ pub struct RigOptions {
     pub voicemail: crate::config::VoicemailPolicy,
     /// Record calls (`--record`).
     pub record: bool,
+    /// The call store (`postgres://…` to share one with other instances);
+    /// default: a SQLite file in a temporary directory.
+    pub database_url: Option<String>,
+    /// Leases of live calls (tests shorten them to see a dead instance's
+    /// calls reaped quickly).
+    pub lease: Option<crate::store::LeaseTimings>,
     /// Several simulated restaurants, one per scenario (plus a busy line and
     /// one nobody answers), each call scripted for the reservation it
     /// carries; the web page's form offers them (`demo --web`).
@@ -120,6 +126,8 @@ impl Default for RigOptions {
             server_auth_token_override: None,
             voicemail: crate::config::VoicemailPolicy::Leave,
             record: false,
+            database_url: None,
+            lease: None,
             restaurants: false,
             port: 0,
             dtmf: crate::config::DtmfMode::default(),
@@ -148,6 +156,10 @@ pub struct Rig {
     pub auth_token: String,
     /// The server's call store URL (to reopen it after the server stopped).
     pub database_url: String,
+    /// The settings the server was started with (another instance is
+    /// started from them, see [`Rig::peer_settings`]).
+    args: SettingsArgs,
+    lease: Option<crate::store::LeaseTimings>,
     /// The restaurant's zone (the scenario's "tomorrow" is counted there).
     timezone: Tz,
     stop: Option<oneshot::Sender<()>>,
@@ -271,10 +283,12 @@ impl Rig {
             public_url: Some(server_url.clone()),
             bind: server_addr.to_string(),
             api_token: options.api_token.clone(),
-            database_url: Some(format!(
-                "sqlite://{}",
-                data_dir.path().join("reservoice.db").display()
-            )),
+            database_url: Some(options.database_url.clone().unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}",
+                    data_dir.path().join("reservoice.db").display()
+                )
+            })),
             data_dir: Some(data_dir.path().to_path_buf()),
             timezone: Some(options.timezone.name().to_string()),
             insecure_skip_signature: false,
@@ -287,8 +301,11 @@ impl Rig {
             record: options.record,
             dtmf: options.dtmf,
         };
-        let settings = args.resolve().context("simulated settings")?;
-        let database_url = settings.database_url.clone();
+        let mut settings = args.clone().resolve().context("simulated settings")?;
+        if let Some(lease) = options.lease {
+            settings.store.lease = lease;
+        }
+        let database_url = settings.database_url.expose().to_string();
         let mut app = Application::build(settings, Some(listener)).await?;
         if options.restaurants {
             let switchboard = Arc::new(Switchboard::demo(
@@ -317,6 +334,8 @@ impl Rig {
             state,
             auth_token,
             database_url,
+            args,
+            lease: options.lease,
             timezone: options.timezone,
             stop: Some(stop),
             server: Some(server),
@@ -341,6 +360,25 @@ impl Rig {
             // "tomorrow" in this zone, whatever zone the number is in.
             timezone: Some(self.timezone.name().to_string()),
         }
+    }
+
+    /// Settings for another server instance in the same world (same Twilio
+    /// account, same model), listening on `addr`, reached by Twilio at
+    /// `http://addr`, using the call store at `database_url`.
+    pub fn peer_settings(
+        &self,
+        addr: SocketAddr,
+        database_url: &str,
+    ) -> anyhow::Result<crate::config::Settings> {
+        let mut args = self.args.clone();
+        args.public_url = Some(format!("http://{addr}"));
+        args.bind = addr.to_string();
+        args.database_url = Some(database_url.to_string());
+        let mut settings = args.resolve().context("peer settings")?;
+        if let Some(lease) = self.lease {
+            settings.store.lease = lease;
+        }
+        Ok(settings)
     }
 
     /// [`Rig::request`] resolved now, as the server would (to store calls directly).

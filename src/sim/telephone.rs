@@ -189,6 +189,9 @@ pub struct SimCall {
     pub dtmf_tones: Vec<crate::sim::dtmf_detect::DetectedKey>,
     /// Async AMD callbacks sent: (`AnsweredBy`, HTTP status our server answered; 0 = failed).
     pub amd_callbacks: Vec<(String, u16)>,
+    /// REST requests to end the call (`Status=completed` or `canceled`),
+    /// including those that came after it had ended.
+    pub hangup_requests: u32,
     /// Every Media Stream of the call, in order: the first, then one per call
     /// update that reconnected (a key press through Twilio).
     pub streams: Vec<SimStream>,
@@ -863,6 +866,7 @@ fn update_call(shared: &Shared, sid: &str, form: Vec<(String, String)>) -> Respo
                 )
             }
         };
+        entry.call.hangup_requests += 1;
         if !entry.call.ended {
             let _ = entry.control.send(Control::Hangup(reason));
             body["status"] = json!(status);

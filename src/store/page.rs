@@ -3,29 +3,34 @@
 //! Keyset pagination: a page starts strictly after the last row of the page
 //! before it, by `(created_at, id)` (ties on the timestamp are broken by id),
 //! so reading the 400th page costs what reading the first does — no OFFSET
-//! walking over skipped rows. `migrations/0002_calls_newest_first.sql` adds the
-//! index that serves both the order and the cursor's range. The SQL is plain
-//! (row-value comparison, ORDER BY, LIMIT), so it reads the same on PostgreSQL.
+//! walking over skipped rows. The `calls_newest_first` index (SQLite:
+//! `migrations/sqlite/0002_calls_newest_first.sql`; PostgreSQL: the first
+//! migration) serves both the order and the cursor's range. The SQL is the
+//! same on both databases; only the cursor's time is bound as each stores it.
 
 use base64::Engine;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
 
-use super::{db, parse_time, CallStore, StoreError};
+use super::db::{with_db, Db};
+use super::{db, CallStore, StoreError};
 use crate::domain::{CallStatus, CallSummary, Outcome, Reservation};
 
 /// A page after a cursor: binds `created_at`, `id`, row count.
 const PAGE_AFTER: &str =
     "SELECT id, created_at, restaurant, to_number, status, outcome, reservation FROM calls \
-     WHERE (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?";
+     WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3";
 /// The first (newest) page: binds the row count.
 const FIRST_PAGE: &str =
     "SELECT id, created_at, restaurant, to_number, status, outcome, reservation FROM calls \
-     ORDER BY created_at DESC, id DESC LIMIT ?";
+     ORDER BY created_at DESC, id DESC LIMIT $1";
 
 /// Where a page starts: every call on it is older than this `(created_at, id)`.
-/// Opaque to clients (URL-safe text), exact to the store: it keeps the stored
-/// timestamp text, so no rounding can skip or repeat a call.
+/// Opaque to clients (URL-safe text), exact to the store: the time is the
+/// RFC 3339 text the store writes (on SQLite, the stored text itself; on
+/// PostgreSQL, to the microsecond it keeps), so no rounding can skip or
+/// repeat a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageCursor {
     created_at: String,
@@ -46,10 +51,17 @@ impl PageCursor {
             .ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let (created_at, id) = raw.split_once('|')?;
-        (!created_at.is_empty() && !id.is_empty()).then(|| PageCursor {
+        DateTime::parse_from_rfc3339(created_at).ok()?;
+        (!id.is_empty()).then(|| PageCursor {
             created_at: created_at.to_string(),
             id: id.to_string(),
         })
+    }
+
+    fn instant(&self) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(&self.created_at)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
     }
 }
 
@@ -73,6 +85,40 @@ pub struct CallPage {
     pub older: Option<PageCursor>,
 }
 
+/// The columns of `calls` a list shows (both databases decode them alike).
+#[derive(sqlx::FromRow)]
+pub(super) struct SummaryRow {
+    id: String,
+    created_at: DateTime<Utc>,
+    restaurant: String,
+    to_number: String,
+    status: String,
+    outcome: Option<Json<Value>>,
+}
+
+impl SummaryRow {
+    pub(super) fn into_summary(self) -> CallSummary {
+        CallSummary {
+            created_at: self.created_at,
+            restaurant: self.restaurant,
+            to: self.to_number,
+            status: CallStatus::parse(&self.status).unwrap_or(CallStatus::Failed),
+            outcome: self
+                .outcome
+                .and_then(|o| serde_json::from_value::<Outcome>(o.0).ok())
+                .map(|o| o.status),
+            id: self.id,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    #[sqlx(flatten)]
+    summary: SummaryRow,
+    reservation: Json<Value>,
+}
+
 impl CallStore {
     /// Up to `limit` calls older than `before` (the newest when `None`),
     /// newest first, and the cursor of the page after them.
@@ -84,33 +130,38 @@ impl CallStore {
         let limit = limit.max(1);
         // One row more than asked tells whether an older page exists.
         let fetch = i64::from(limit) + 1;
-        let rows = match before {
-            Some(c) => {
-                sqlx::query(PAGE_AFTER)
+        let rows: Vec<PageRow> = match (&self.db, before) {
+            (Db::Sqlite(pool), Some(c)) => {
+                sqlx::query_as(PAGE_AFTER)
                     .bind(&c.created_at)
                     .bind(&c.id)
                     .bind(fetch)
-                    .fetch_all(&self.pool)
+                    .fetch_all(pool)
                     .await
             }
-            None => {
-                sqlx::query(FIRST_PAGE)
+            (Db::Postgres(pool), Some(c)) => {
+                sqlx::query_as(PAGE_AFTER)
+                    .bind(c.instant())
+                    .bind(&c.id)
                     .bind(fetch)
-                    .fetch_all(&self.pool)
+                    .fetch_all(pool)
                     .await
             }
+            (db, None) => with_db!(db, pool => {
+                sqlx::query_as(FIRST_PAGE).bind(fetch).fetch_all(pool).await
+            }),
         }
         .map_err(db("listing a page of calls"))?;
         let more = rows.len() > limit as usize;
         let mut calls = Vec::with_capacity(rows.len().min(limit as usize));
         let mut last = None;
-        for r in rows.iter().take(limit as usize) {
-            let summary = summary_from_row(r)?;
-            let reservation = serde_json::from_str::<Reservation>(&r.get::<String, _>("reservation"))
+        for row in rows.into_iter().take(limit as usize) {
+            let summary = row.summary.into_summary();
+            let reservation = serde_json::from_value::<Reservation>(row.reservation.0)
                 .map_err(|e| tracing::warn!(call = %summary.id, error = %e, "unreadable reservation in the call store"))
                 .ok();
             last = Some(PageCursor {
-                created_at: r.get("created_at"),
+                created_at: summary.created_at.to_rfc3339(),
                 id: summary.id.clone(),
             });
             calls.push(ListedCall {
@@ -125,62 +176,65 @@ impl CallStore {
     }
 }
 
-/// A row of `calls` (id, created_at, restaurant, to_number, status,
-/// outcome) as a list shows it.
-pub(super) fn summary_from_row(r: &SqliteRow) -> Result<CallSummary, StoreError> {
-    let id: String = r.get("id");
-    let outcome = r
-        .get::<Option<String>, _>("outcome")
-        .and_then(|o| serde_json::from_str::<Outcome>(&o).ok())
-        .map(|o| o.status);
-    Ok(CallSummary {
-        created_at: parse_time(&id, "created_at", Some(r.get("created_at")))?.unwrap_or_default(),
-        restaurant: r.get("restaurant"),
-        to: r.get("to_number"),
-        status: CallStatus::parse(&r.get::<String, _>("status")).unwrap_or(CallStatus::Failed),
-        outcome,
-        id,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::reservation;
     use super::*;
     use chrono::{Duration, TimeZone, Utc};
+    use sqlx::Row;
 
-    /// 10,000 calls in one transaction: 1,000 distinct instants, ten calls
-    /// each (ties broken by id), ids deliberately not in time order.
-    async fn store_with_calls(n: u32) -> (CallStore, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("calls.db").display());
-        let store = CallStore::open(&url).await.expect("store opens");
-        let json = serde_json::to_string(&reservation()).expect("json");
+    /// `n` calls in one transaction: ten calls per instant (ties broken by
+    /// id), ids deliberately not in time order.
+    async fn fill(store: &CallStore, n: u32) {
         let start = Utc
             .with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
             .single()
             .expect("time");
-        let mut tx = store.pool.begin().await.expect("tx");
-        for i in 0..n {
-            let at = (start + Duration::milliseconds(i64::from(i / 10) * 1500)).to_rfc3339();
-            let id = format!("CA{:032x}", (u128::from(i) * 7919) % 100_003);
-            sqlx::query("INSERT INTO calls (id, created_at, updated_at, status, to_number, restaurant, reservation, call_token) VALUES (?, ?, ?, 'completed', '+12125550123', ?, ?, 't')")
-                .bind(&id)
-                .bind(&at)
-                .bind(&at)
-                .bind(format!("Restaurant {i}"))
-                .bind(&json)
-                .execute(&mut *tx)
-                .await
-                .expect("insert");
-        }
-        tx.commit().await.expect("commit");
+        let booking = reservation();
+        with_db!(&store.db, pool => {
+            let mut tx = pool.begin().await.expect("tx");
+            for i in 0..n {
+                let at = start + Duration::milliseconds(i64::from(i / 10) * 1500);
+                let id = format!("CA{:032x}", (u128::from(i) * 7919) % 100_003);
+                sqlx::query("INSERT INTO calls (id, created_at, updated_at, status, to_number, restaurant, reservation, call_token) VALUES ($1, $2, $2, 'completed', '+12125550123', $3, $4, 't')")
+                    .bind(&id)
+                    .bind(at)
+                    .bind(format!("Restaurant {i}"))
+                    .bind(Json(&booking))
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert");
+            }
+            tx.commit().await.expect("commit");
+        });
+    }
+
+    async fn store_with_calls(n: u32) -> (CallStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("calls.db").display());
+        let store = CallStore::open(&url).await.expect("store opens");
+        fill(&store, n).await;
         (store, dir)
     }
 
     #[tokio::test]
     async fn ten_thousand_calls_page_newest_first_each_exactly_once() {
         let (store, _dir) = store_with_calls(10_000).await;
+        every_call_once_newest_first(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ten_thousand_calls_page_the_same_on_postgres() {
+        let Some(db) = super::super::scratch::ScratchDatabase::for_test().await else {
+            return;
+        };
+        let store = CallStore::open(db.url()).await.expect("store opens");
+        fill(&store, 10_000).await;
+        every_call_once_newest_first(&store).await;
+        store.close().await;
+    }
+
+    async fn every_call_once_newest_first(store: &CallStore) {
         let mut seen = std::collections::HashSet::new();
         let mut keys: Vec<(chrono::DateTime<Utc>, String)> = Vec::new();
         let mut before: Option<PageCursor> = None;
@@ -229,8 +283,11 @@ mod tests {
             } else {
                 q = q.bind(26_i64);
             }
+            let Db::Sqlite(pool) = &store.db else {
+                unreachable!("a SQLite store")
+            };
             let plan: Vec<String> = q
-                .fetch_all(&store.pool)
+                .fetch_all(pool)
                 .await
                 .expect("plan")
                 .iter()

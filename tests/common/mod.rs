@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+#[allow(dead_code)] // only the PostgreSQL tests cut their database
+pub mod proxy;
+
 use reservoice::cli::client::ApiClient;
 use reservoice::cli::render;
 use reservoice::domain::{CallRecord, ReservationRequest};
@@ -10,6 +13,7 @@ use serde_json::Value;
 
 /// Place `request` through the API and follow the call to its end: returns
 /// the record as placed and the final record.
+#[allow(dead_code)] // not every test file uses it
 pub async fn place_and_follow(rig: &Rig, request: &ReservationRequest) -> (CallRecord, CallRecord) {
     let client = ApiClient::new(&rig.server_url, None).unwrap();
     let placed = client.create_call(request).await.expect("call placed");
