@@ -2,9 +2,11 @@
 //! the model session, then one `select!` loop that turns socket messages,
 //! the answering-machine verdict, shutdown and the core's deadline into
 //! [`Input`]s for the call core ([`CallState`], `state.rs`) and carries out
-//! the [`Action`]s it returns. Each wake-up also takes every message already
-//! waiting on either socket, so that what they produce goes out in one write
-//! and one flush per socket.
+//! the [`Action`]s it returns; what one input produces goes out in one write
+//! and one flush per socket. (Taking every message already waiting into the
+//! same wake-up was tried and removed: tungstenite zero-fills its read
+//! buffer before each read attempt, so the speculative reads that found
+//! nothing cost more than the flushes they saved; docs/PERFORMANCE.md.)
 //!
 //! All decisions are the core's; this file only does I/O. Audio is forwarded
 //! as the base64 text it arrived in, both ways; it is never decoded here.
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use chrono::Utc;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{FutureExt, SinkExt, Stream, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::{debug, info, warn, Instrument};
@@ -37,10 +39,6 @@ type TwilioSink = SplitSink<WebSocket, Message>;
 type TwilioStream = SplitStream<WebSocket>;
 type ModelSink = SplitSink<RealtimeConnection, WsMessage>;
 type ModelStream = SplitStream<RealtimeConnection>;
-
-/// Messages taken from each socket per wake-up at most, beyond the one
-/// that woke the call.
-const READY_PER_WAKE: usize = 32;
 
 /// How long Twilio has to send `start` after the upgrade.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -416,7 +414,6 @@ impl Driver {
                     call.handle(Input::Timeout, now, &mut out);
                 }
             }
-            self.take_ready(&mut call, now, &mut out);
             self.carry_out(&mut call, &mut out, &mut doing).await;
         }
         call.bad_frames()
@@ -469,37 +466,6 @@ impl Driver {
                 self.model_rx = None;
                 let why = "the model connection ended".to_string();
                 call.handle(Input::ModelLost(why), now, out);
-            }
-        }
-    }
-
-    /// Everything else already read from either socket joins this wake-up,
-    /// so that what it produces goes out in one write and one flush per
-    /// socket. Bounded, so that one busy call cannot hold the thread.
-    fn take_ready(&mut self, call: &mut CallState, now: Instant, out: &mut Vec<Action>) {
-        for _ in 0..READY_PER_WAKE {
-            if call.phase() == Phase::Closed {
-                return;
-            }
-            let twilio = match self.twilio_rx.as_mut().map(|rx| rx.next().now_or_never()) {
-                Some(Some(msg)) => {
-                    self.on_twilio(msg, call, now, out);
-                    true
-                }
-                _ => false,
-            };
-            if call.phase() == Phase::Closed {
-                return;
-            }
-            let model = match self.model_rx.as_mut().map(|rx| rx.next().now_or_never()) {
-                Some(Some(msg)) => {
-                    self.on_model(msg, call, now, out);
-                    true
-                }
-                _ => false,
-            };
-            if !twilio && !model {
-                return;
             }
         }
     }
