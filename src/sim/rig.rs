@@ -111,6 +111,10 @@ pub struct RigOptions {
     /// server's own address. A test puts a proxy here to send some of
     /// Twilio's connections (a call's next stream) to another instance.
     pub public_url: Option<String>,
+    /// `RESERVOICE_APPEND_MS`: the callee's audio per message to the model.
+    pub append_ms: u64,
+    /// `RESERVOICE_MARK_MS`: agent audio between two Twilio marks.
+    pub mark_ms: u64,
 }
 
 impl Default for RigOptions {
@@ -137,6 +141,8 @@ impl Default for RigOptions {
             dtmf: crate::config::DtmfMode::default(),
             key_press_update: KeyPressUpdate::default(),
             public_url: None,
+            append_ms: crate::config::DEFAULT_APPEND_MS,
+            mark_ms: crate::config::DEFAULT_MARK_MS,
         }
     }
 }
@@ -310,6 +316,8 @@ impl Rig {
             voicemail: options.voicemail,
             record: options.record,
             dtmf: options.dtmf,
+            append_ms: options.append_ms,
+            mark_ms: options.mark_ms,
         };
         let mut settings = args.clone().resolve().context("simulated settings")?;
         if let Some(lease) = options.lease {
