@@ -1,6 +1,7 @@
 //! The driver of one live call: the stream's start (with its token check),
 //! the model session, then one `select!` loop that turns socket messages,
-//! the answering-machine verdict, shutdown and the core's deadline into
+//! the answering-machine verdict (from the store's news), the loss of the
+//! call's lease, shutdown and the core's deadline into
 //! [`Input`]s for the call core ([`CallState`], `state.rs`) and carries out
 //! the [`Action`]s it returns.
 //!
@@ -28,7 +29,7 @@ use crate::domain::reservation::ParameterError;
 use crate::domain::{AnsweredBy, Language, Outcome, OutcomeStatus, OutcomeWrite, Reservation};
 use crate::phrases::{CallFacts, Phrases};
 use crate::realtime::{self, RealtimeConnection};
-use crate::store::{spawn_writer, CallWrite};
+use crate::store::{spawn_writer, CallWrite, LeaseGuard};
 use crate::twilio::stream::{self as ts, StreamEvent};
 
 type TwilioSink = SplitSink<WebSocket, Message>;
@@ -156,7 +157,9 @@ async fn run_call(
     if let Err(e) = ctx.store.stream_started(&call_sid).await {
         warn!(error = %e, "cannot record the stream start");
     }
-    let _lease = ctx.store.hold_lease(&call_sid);
+    // Held for the whole call: if this instance is judged dead, another
+    // finishes the record and the driver hears of it (`Input::LeaseLost`).
+    let lease = ctx.store.hold_lease(&call_sid);
 
     let (writes, writer) = spawn_writer(ctx.store.clone(), call_sid.clone());
     // What the restaurant hears from the server itself. English for now: the
@@ -226,6 +229,7 @@ async fn run_call(
         model_rx: Some(model_rx),
         writes,
         recorder,
+        lease,
     };
     let ignored = bad_frames + driver.run(call).await;
     if ignored > 0 {
@@ -339,6 +343,7 @@ enum Wake {
     Twilio(Option<Result<Message, axum::Error>>),
     Model(Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>),
     AnsweredBy(Option<AnsweredBy>),
+    LeaseLost,
     Shutdown,
     Timeout,
 }
@@ -360,6 +365,8 @@ struct Driver {
     writes: mpsc::UnboundedSender<Write>,
     /// `--record`: the recorder task's handle (audio is decoded there, not here).
     recorder: Option<Recorder>,
+    /// The call's lease, renewed in the background until the driver ends.
+    lease: LeaseGuard,
 }
 
 impl Driver {
@@ -368,6 +375,7 @@ impl Driver {
     async fn run(mut self, mut call: CallState) -> u64 {
         let shutdown = self.ctx.shutdown.clone();
         let mut shutdown_told = false;
+        let mut lease_lost = false;
         // One timer, moved only when the core's deadline moves.
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
@@ -387,6 +395,7 @@ impl Driver {
                 m = next_of(&mut self.twilio_rx) => Wake::Twilio(m),
                 m = next_of(&mut self.model_rx) => Wake::Model(m),
                 who = verdict(&mut self.amd) => Wake::AnsweredBy(who),
+                () = self.lease.lost(), if !lease_lost => Wake::LeaseLost,
                 () = shutdown.cancelled(), if !shutdown_told => Wake::Shutdown,
                 () = &mut sleep, if armed.is_some() => Wake::Timeout,
             };
@@ -428,6 +437,10 @@ impl Driver {
                     if let Some(who) = who {
                         call.handle(Input::AnsweredBy(who), now, &mut out);
                     }
+                }
+                Wake::LeaseLost => {
+                    lease_lost = true;
+                    call.handle(Input::LeaseLost, now, &mut out);
                 }
                 Wake::Shutdown => {
                     shutdown_told = true;

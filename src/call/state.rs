@@ -96,6 +96,11 @@ pub enum Input<'a> {
     AnsweredBy(AnsweredBy),
     /// The drain time after a shutdown signal is over: end the call politely.
     Shutdown,
+    /// Another instance took the call over: this instance's lease on it
+    /// expired (it was judged dead, e.g. cut off from the database for too
+    /// long) and a reaper finished the record and hung up. The call closes at
+    /// once and writes nothing more, so the reaper's record stands.
+    LeaseLost,
     /// The deadline [`CallState::poll_timeout`] gave has come.
     Timeout,
 }
@@ -327,6 +332,7 @@ impl CallState {
     pub fn handle(&mut self, input: Input<'_>, now: Instant, out: &mut Vec<Action>) {
         match self.phase {
             Phase::Closed => return,
+            _ if matches!(input, Input::LeaseLost) => return self.on_lease_lost(out),
             Phase::Apologising { close_at } => {
                 // Only the end of the stream matters now.
                 let ended = match input {
@@ -365,7 +371,25 @@ impl CallState {
                 }
             }
             Input::Timeout => self.on_timeout(now, out),
+            Input::LeaseLost => self.on_lease_lost(out),
         }
+    }
+
+    /// The record is the reaper's now (finished `failed`, the line hung up
+    /// through Twilio's REST API): close without a line, an outcome or an
+    /// apology, whatever phase the call was in. What is still waiting to be
+    /// heard is dropped, and said so in the log.
+    fn on_lease_lost(&mut self, out: &mut Vec<Action>) {
+        let unwritten = self
+            .items
+            .values()
+            .filter(|i| matches!(i.line, AgentLine::Pending(_)))
+            .count();
+        warn!(
+            unwritten,
+            "another instance finished this call (its lease was lost); closing without writing"
+        );
+        self.close(out);
     }
 
     /// Greeting, talking or finishing: the limits apply and the call may

@@ -300,6 +300,7 @@ impl Rig {
             voicemail: options.voicemail,
             record: options.record,
             dtmf: options.dtmf,
+            lease_secs: crate::config::DEFAULT_LEASE_SECS,
         };
         let mut settings = args.clone().resolve().context("simulated settings")?;
         if let Some(lease) = options.lease {
