@@ -2,72 +2,99 @@
 //! `serve` builds), the bench's stand-ins, 5 calls for 3 s. Every call must
 //! connect and be bridged, and no frame may be lost. No timing is asserted:
 //! performance is measured with `reservoice bench`, never by a test.
+//! Then the same with two servers sharing one PostgreSQL database, the
+//! calls spread over both and the database's cost read.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
+use reservoice::bench::database::Database;
 use reservoice::bench::standins::{FakeTwilio, ModelEcho};
 use reservoice::bench::{self, LoadConfig, Target, ACCOUNT_SID, FROM_NUMBER};
 use reservoice::config::SettingsArgs;
+use reservoice::server::metrics::Metrics;
 use reservoice::server::Application;
+use reservoice::store::scratch::ScratchDatabase;
 use tokio::net::TcpListener;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_calls_round_trip_every_frame() {
-    let model = ModelEcho::start(0).await.unwrap();
-    let twilio = FakeTwilio::start(0).await.unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server_url = format!("http://{}", listener.local_addr().unwrap());
-    let auth_token = "bench-smoke-auth-token-0123456789".to_string();
-    let args = SettingsArgs {
-        twilio_account_sid: Some(ACCOUNT_SID.into()),
-        twilio_auth_token: Some(auth_token.clone()),
-        twilio_from_number: Some(FROM_NUMBER.into()),
-        twilio_api_base: twilio.api_base(),
-        openai_api_key: Some("bench".into()),
-        openai_realtime_url: model.url(),
-        openai_realtime_model: "gpt-realtime-2.1".into(),
-        openai_transcription_model: "gpt-4o-mini-transcribe".into(),
-        voice: "marin".into(),
-        public_url: Some(server_url.clone()),
-        bind: server_url.trim_start_matches("http://").to_string(),
-        api_token: None,
-        database_url: Some(format!(
-            "sqlite://{}",
-            data.path().join("reservoice.db").display()
-        )),
-        data_dir: Some(data.path().to_path_buf()),
-        timezone: Some("UTC".into()),
-        ..SettingsArgs::default()
-    };
-    let app = Application::build(args.resolve().unwrap(), Some(listener))
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
+const AUTH_TOKEN: &str = "bench-smoke-auth-token-0123456789";
 
-    let config = LoadConfig {
+/// A server in this process against the stand-ins, on `database_url`
+/// (default: SQLite in `data`).
+struct Server {
+    url: String,
+    metrics: Arc<Metrics>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(
+        model: &ModelEcho,
+        twilio: &FakeTwilio,
+        data: &std::path::Path,
+        database_url: Option<&str>,
+    ) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let args = SettingsArgs {
+            twilio_account_sid: Some(ACCOUNT_SID.into()),
+            twilio_auth_token: Some(AUTH_TOKEN.into()),
+            twilio_from_number: Some(FROM_NUMBER.into()),
+            twilio_api_base: twilio.api_base(),
+            openai_api_key: Some("bench".into()),
+            openai_realtime_url: model.url(),
+            openai_realtime_model: "gpt-realtime-2.1".into(),
+            openai_transcription_model: "gpt-4o-mini-transcribe".into(),
+            voice: "marin".into(),
+            public_url: Some(url.clone()),
+            bind: url.trim_start_matches("http://").to_string(),
+            api_token: None,
+            database_url: Some(database_url.map_or_else(
+                || format!("sqlite://{}", data.join("reservoice.db").display()),
+                str::to_string,
+            )),
+            data_dir: Some(data.to_path_buf()),
+            timezone: Some("UTC".into()),
+            ..SettingsArgs::default()
+        };
+        let app = Application::build(args.resolve().unwrap(), Some(listener))
+            .await
+            .unwrap();
+        let metrics = app.state().metrics.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Server {
+            url,
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+fn config(database: Option<Database>) -> LoadConfig {
+    LoadConfig {
         calls: 5,
         duration: Duration::from_secs(3),
         ramp: Duration::from_millis(500),
-        auth_token,
-        server_pid: Some(std::process::id()),
+        auth_token: AUTH_TOKEN.into(),
+        server_pids: vec![std::process::id()],
+        database,
         drain: Duration::from_secs(2),
-    };
-    let report = bench::run(
-        &config,
-        Target::Server {
-            api_base: &server_url,
-            api_token: None,
-            twilio: &twilio,
-        },
-    )
-    .await
-    .unwrap();
-    println!("{}", report.render());
+    }
+}
 
+/// Every call connected and bridged, no frame lost.
+fn assert_clean(report: &bench::Report) {
     assert_eq!(report.calls_failed, 0, "{:?}", report.failures);
     assert_eq!(report.calls_connected, 5);
     assert_eq!(report.calls_bridged, 5);
@@ -77,11 +104,86 @@ async fn five_calls_round_trip_every_frame() {
     assert_eq!(report.bad_messages, 0);
     assert!(report.marks_echoed > 0);
     assert!(report.server.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_calls_round_trip_every_frame() {
+    let model = ModelEcho::start(0).await.unwrap();
+    let twilio = FakeTwilio::start(0).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&model, &twilio, data.path(), None).await;
+    let servers = [server.url.clone()];
+    let report = bench::run(
+        &config(None),
+        Target::Server {
+            api_bases: &servers,
+            api_token: None,
+            twilio: &twilio,
+        },
+    )
+    .await
+    .unwrap();
+    println!("{}", report.render());
+    assert_clean(&report);
+    assert_eq!(report.servers, 1);
     let line: serde_json::Value = serde_json::from_str(&report.json_line()).unwrap();
     assert_eq!(line["bench"]["frames_lost"], 0);
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    server.stop().await;
     twilio.shutdown().await;
     model.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_spread_over_two_servers_on_postgres_and_its_cost_is_read() {
+    let Some(db) = ScratchDatabase::for_test().await else {
+        return;
+    };
+    let model = ModelEcho::start(0).await.unwrap();
+    let twilio = FakeTwilio::start(0).await.unwrap();
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Server::start(&model, &twilio, data_a.path(), Some(db.url())).await;
+    let b = Server::start(&model, &twilio, data_b.path(), Some(db.url())).await;
+    let servers = [a.url.clone(), b.url.clone()];
+    let report = bench::run(
+        &config(Some(Database::new(db.url()))),
+        Target::Server {
+            api_bases: &servers,
+            api_token: None,
+            twilio: &twilio,
+        },
+    )
+    .await
+    .unwrap();
+    println!("{}", report.render());
+    assert_clean(&report);
+    assert_eq!(report.servers, 2);
+    // In turn: 3 calls on the first, 2 on the second.
+    assert_eq!(a.metrics.calls_placed.load(Ordering::Relaxed), 3);
+    assert_eq!(b.metrics.calls_placed.load(Ordering::Relaxed), 2);
+    let cost = report.database.clone().expect("the database's cost");
+    assert_eq!(cost.kind, "postgres");
+    // Each call is at least placed, started, leased and finished.
+    assert!(
+        cost.transactions_per_call.is_some_and(|t| t >= 4.0),
+        "{cost:?}"
+    );
+    if cfg!(target_os = "linux") && is_local(db.url()) {
+        assert!(cost.backends > 0, "{cost:?}");
+        assert!(cost.cpu_ms_per_call_minute.is_some(), "{cost:?}");
+    }
+
+    a.stop().await;
+    b.stop().await;
+    twilio.shutdown().await;
+    model.shutdown().await;
+    let _ = db.drop_now().await;
+}
+
+/// Whether the database server runs on this machine (its processes can be read).
+fn is_local(url: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h == "127.0.0.1" || h == "localhost"))
+        .unwrap_or(false)
 }
