@@ -14,9 +14,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use reservoice::cli::client::ApiClient;
 use reservoice::cli::render;
-use reservoice::domain::{
-    AnsweredBy, CallRecord, CallStatus, OutcomeStatus, ReservationRequest, Speaker,
-};
+use reservoice::domain::{CallRecord, CallStatus, OutcomeStatus, ReservationRequest, Speaker};
 use reservoice::sim::scenario::clip_text;
 use reservoice::sim::telephone::{Route, Routes, SimCall};
 use reservoice::store::CallStore;
@@ -171,7 +169,11 @@ async fn a_call_spread_over_three_instances_is_followed_once_in_order() {
             .filter(|l| l.speaker == Speaker::Callee)
             .map(|l| l.text.as_str())
             .collect();
-        let host: Vec<&str> = call.host_lines_spoken.iter().map(|c| clip_text(c)).collect();
+        let host: Vec<&str> = call
+            .host_lines_spoken
+            .iter()
+            .map(|c| clip_text(c))
+            .collect();
         assert_eq!(callee, host, "every host line, once, in order");
         let agent: Vec<&str> = record
             .transcript
@@ -208,7 +210,7 @@ async fn a_call_spread_over_three_instances_is_followed_once_in_order() {
         assert_eq!(c.metric("reservoice_media_streams_total").await, 0);
 
         // The verdict C received reached the session on B through the store.
-        assert_eq!(record.answered_by, Some(AnsweredBy::Human));
+        assert_eq!(record.answered_by.as_deref(), Some("human"));
         assert!(
             b.log().contains("answering machine detection"),
             "the session on B heard the verdict"

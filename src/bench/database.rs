@@ -99,13 +99,15 @@ impl Database {
         let round1 = |v: f64| (v * 10.0).round() / 10.0;
         let call_minutes = bridged as f64 * steady.as_secs_f64() / 60.0;
         let transactions = match (before.transactions, after.transactions) {
-            (Some(b), Some(a)) if calls > 0 => Some(round1(a.saturating_sub(b) as f64 / calls as f64)),
+            (Some(b), Some(a)) if calls > 0 => {
+                Some(round1(a.saturating_sub(b) as f64 / calls as f64))
+            }
             _ => None,
         };
         let cpu = match (connected.backends_cpu, steady_end.backends_cpu) {
-            (Some(c), Some(e)) if call_minutes > 0.0 => {
-                Some(round1(e.saturating_sub(c).as_secs_f64() * 1000.0 / call_minutes))
-            }
+            (Some(c), Some(e)) if call_minutes > 0.0 => Some(round1(
+                e.saturating_sub(c).as_secs_f64() * 1000.0 / call_minutes,
+            )),
             _ => None,
         };
         DatabaseCost {
@@ -162,12 +164,16 @@ fn backends_cpu(name: &str) -> Option<(Duration, usize)> {
 }
 
 /// Whether a process title (`/proc/PID/cmdline`) is a backend serving
-/// database `name`: `postgres: USER NAME HOST(PORT) STATE`.
+/// database `name`: `postgres: [CLUSTER: ]USER NAME HOST(PORT) STATE` (the
+/// cluster's name when `cluster_name` is set, as Debian sets it: `15/main:`).
 fn is_backend_of(title: &str, name: &str) -> bool {
     let Some(rest) = title.strip_prefix("postgres: ") else {
         return false;
     };
-    let mut words = rest.split_whitespace();
+    let mut words = rest.split_whitespace().peekable();
+    if words.peek().is_some_and(|w| w.ends_with(':')) {
+        words.next();
+    }
     let _user = words.next();
     words.next() == Some(name)
 }
@@ -186,7 +192,15 @@ mod tests {
             "postgres: postgres reservoice_other 127.0.0.1(51234) idle",
             "reservoice"
         ));
+        assert!(is_backend_of(
+            "postgres: 15/main: postgres reservoice [local] SELECT",
+            "reservoice"
+        ));
         assert!(!is_backend_of("postgres: checkpointer ", "reservoice"));
+        assert!(!is_backend_of(
+            "postgres: 15/main: checkpointer ",
+            "reservoice"
+        ));
         assert!(!is_backend_of(
             "/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql",
             "reservoice"

@@ -357,7 +357,7 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut plans_failed: Vec<String> = Vec::new();
-    let (mode, servers) = match target {
+    let (mode, servers) = match &target {
         Target::Server { api_bases, .. } => ("server", api_bases.len()),
         Target::Floor(_) => ("floor", 1),
     };

@@ -45,7 +45,7 @@ pub struct BenchArgs {
     pub also_server: Vec<String>,
     /// The servers' DATABASE_URL: with postgres://, report its transactions per
     /// call and the CPU of its backends per call-minute (Linux /proc)
-    #[arg(long, value_name = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, value_name = "DATABASE_URL")]
     pub database: Option<String>,
     /// Seconds to wait for the server to answer /healthz
     #[arg(long, default_value_t = 120.0)]
@@ -225,7 +225,11 @@ async fn run_server(
     }
     eprintln!(
         "{} up; {} calls over a {:?} ramp, then {:?} of audio…",
-        if servers.len() > 1 { "servers are" } else { "server is" },
+        if servers.len() > 1 {
+            "servers are"
+        } else {
+            "server is"
+        },
         config.calls,
         config.ramp,
         config.duration

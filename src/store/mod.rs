@@ -1317,6 +1317,7 @@ mod tests {
                 .bind("CA13")
                 .execute(pool)
                 .await
+                .map(|_| ())
         })
         .unwrap();
         let reaped = reap_until_found(&reaper).await;
