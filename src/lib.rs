@@ -45,8 +45,9 @@
 //!   loopback for `demo` and the tests; the telephone can route each kind of
 //!   request to a different instance of a fleet (`tests/e2e_fleet.rs`).
 //! - [`bench`]: the load benchmark behind `reservoice bench` (stand-ins for
-//!   Twilio and the model, N simulated Media Streams, round-trip percentiles;
-//!   the call news delay between instances on PostgreSQL).
+//!   Twilio and the model in echo or realistic traffic, a bridge-less floor,
+//!   N simulated Media Streams, latency percentiles; the call news delay
+//!   between instances on PostgreSQL).
 //!
 //! `docs/ARCHITECTURE.md` walks through one call from command to outcome.
 

@@ -107,6 +107,10 @@ pub struct RigOptions {
     pub dtmf: crate::config::DtmfMode,
     /// What the simulated Twilio does with a call update that presses keys.
     pub key_press_update: KeyPressUpdate,
+    /// `RESERVOICE_APPEND_MS`: the callee's audio per message to the model.
+    pub append_ms: u64,
+    /// `RESERVOICE_MARK_MS`: agent audio between two Twilio marks.
+    pub mark_ms: u64,
 }
 
 impl Default for RigOptions {
@@ -132,6 +136,8 @@ impl Default for RigOptions {
             port: 0,
             dtmf: crate::config::DtmfMode::default(),
             key_press_update: KeyPressUpdate::default(),
+            append_ms: crate::config::DEFAULT_APPEND_MS,
+            mark_ms: crate::config::DEFAULT_MARK_MS,
         }
     }
 }
@@ -300,6 +306,8 @@ impl Rig {
             voicemail: options.voicemail,
             record: options.record,
             dtmf: options.dtmf,
+            append_ms: options.append_ms,
+            mark_ms: options.mark_ms,
             lease_secs: crate::config::DEFAULT_LEASE_SECS,
         };
         let mut settings = args.clone().resolve().context("simulated settings")?;
