@@ -32,7 +32,10 @@
 //!   tools it may call.
 //! - [`call`]: one live call: the call core ([`call::state::CallState`], all
 //!   decisions, no I/O, no clock), the session that drives it between Twilio
-//!   and the model, and the playback bookkeeping behind barge-in.
+//!   and the model (key presses through Twilio included: the call's next
+//!   stream is handed to its session by [`call::rejoin`], or carried on from
+//!   the store on another instance), and the playback bookkeeping behind
+//!   barge-in.
 //! - [`audio`]: mu-law, keypad keys and their tones, call recordings.
 //! - [`store`]: the call store (SQLite, or PostgreSQL shared by several
 //!   instances), live call news and following, the ordered writer of a live

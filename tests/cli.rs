@@ -228,6 +228,36 @@ async fn demo_runs_a_whole_simulated_call() {
     assert!(stdout.contains("That was a simulation"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_menu_books_with_keys_pressed_by_twilio_or_in_band() {
+    for mode in [None, Some("inband")] {
+        let mut demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"));
+        demo.args(["demo", "--scenario", "menu", "--json"])
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("RESERVOICE_DTMF");
+        if let Some(mode) = mode {
+            demo.env("RESERVOICE_DTMF", mode);
+        }
+        let out = demo.output().await.unwrap();
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{mode:?}: {stdout}\n{}",
+            text(&out.stderr)
+        );
+        let record: serde_json::Value = serde_json::from_str(&stdout).expect("the record as JSON");
+        assert_eq!(record["outcome"]["status"], "booked", "{mode:?}: {record}");
+        let pressed = record["transcript"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["text"] == "(pressed 2)")
+            .count();
+        assert_eq!(pressed, 1, "{mode:?}: {record}");
+    }
+}
+
 /// `reservoice serve` in `dir` (also its data dir) with every setting it
 /// needs, and nothing else from this environment.
 fn serve_with_every_setting(dir: &std::path::Path) -> tokio::process::Command {

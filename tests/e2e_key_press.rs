@@ -17,6 +17,7 @@ use reservoice::server::Application;
 use reservoice::sim::rig::{Rig, RigOptions, ScenarioKind};
 use reservoice::sim::scenario::{AgentResponse, Booking, Scenario};
 use reservoice::sim::telephone::{KeyPressUpdate, SimCall};
+use reservoice::store::scratch::ScratchDatabase;
 use serde_json::{json, Value};
 
 mod common;
@@ -300,11 +301,26 @@ async fn keys_the_keypad_has_not_are_the_tools_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_new_stream_lands_on_another_instance_which_carries_the_call_on() {
-    // Two instances on one SQLite file, behind one public address: the call
-    // starts on the rig's server; its stream after the key press reaches the peer.
+    // Two instances on one SQLite file.
+    second_stream_on_another_instance(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_new_stream_lands_on_another_instance_sharing_postgresql() {
+    // Skipped with a note without a PostgreSQL server (fails under CI=true).
+    let Some(db) = ScratchDatabase::for_test().await else {
+        return;
+    };
+    second_stream_on_another_instance(Some(db.url().to_string())).await;
+}
+
+/// Two instances on one call store, behind one public address: the call
+/// starts on the rig's server; its stream after the key press reaches the peer.
+async fn second_stream_on_another_instance(database_url: Option<String>) {
     let proxy = SwitchingProxy::start("127.0.0.1:9".parse().unwrap()).await;
     let rig = menu_rig(RigOptions {
         public_url: Some(proxy.url()),
+        database_url,
         ..Default::default()
     })
     .await;

@@ -871,6 +871,7 @@ mod tests {
         a_renewed_lease_is_never_reaped,
         a_holder_hears_that_its_lease_was_taken,
         the_writer_keeps_the_order_of_what_was_said,
+        a_calls_newest_stream_is_claimed_once_and_never_goes_back,
     );
 
     /// A valid reservation (the page tests use it too).
@@ -1126,6 +1127,25 @@ mod tests {
         let o = s.get("CA5").await.unwrap().unwrap().outcome.unwrap();
         assert_eq!(o.status, OutcomeStatus::Busy);
         assert_eq!(o.notes.as_deref(), Some("the line was busy (SIP 486)"));
+    }
+
+    async fn a_calls_newest_stream_is_claimed_once_and_never_goes_back(b: &Backend) {
+        let s = b.open().await;
+        let other = b.open().await;
+        s.insert("CA7", &reservation(), "tok", CallStatus::InProgress)
+            .await
+            .unwrap();
+        assert_eq!(s.newest_stream("CA7").await.unwrap(), Some(1));
+        assert_eq!(s.newest_stream("CAnope").await.unwrap(), None);
+        // The instance the second stream reached claims it; the other sees it.
+        assert!(other.claim_stream("CA7", 2).await.unwrap());
+        assert_eq!(s.newest_stream("CA7").await.unwrap(), Some(2));
+        // The same stream again, or an older one, is stale.
+        assert!(!s.claim_stream("CA7", 2).await.unwrap());
+        assert!(!s.claim_stream("CA7", 1).await.unwrap());
+        assert!(!s.claim_stream("CAnope", 2).await.unwrap());
+        assert!(s.claim_stream("CA7", 3).await.unwrap());
+        assert_eq!(other.newest_stream("CA7").await.unwrap(), Some(3));
     }
 
     async fn completed_without_a_stream_is_a_failure(b: &Backend) {

@@ -1106,6 +1106,26 @@ fn the_stream_may_end_before_twilio_answers_the_update() {
 
 #[test]
 #[rustfmt::skip]
+fn the_new_stream_may_come_before_twilios_answer() {
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1100, In::Stop, &[]),
+            // Its arrival proves the update landed: the keys are told once.
+            At(1900, In::Rejoined("MZ2"), &["line agent@1000: (pressed 2)", PRESSED_2]),
+            Is("Talking"),
+            // The answer, late, changes nothing.
+            At(2000, In::KeysAccepted, &[]),
+            At(2000, In::KeysRefused, &[]),
+            Is("Talking"),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
 fn a_key_press_that_finds_the_call_over_ends_it() {
     play(
         twilio_keys(),
