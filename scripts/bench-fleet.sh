@@ -21,6 +21,7 @@ servers=${SERVERS:-2}; traffic=${TRAFFIC:-realistic}
 server_core=${SERVER_CORE:-0}; load_core=${LOAD_CORE:-1}; port=${PORT:-8080}
 rt_port=${RT_PORT:-8091}; tw_port=${TW_PORT:-8092}
 out=${OUT_DIR:-$(mktemp -d)}
+mkdir -p "$out"
 db=reservoice_bench_$$
 database_url="${admin%/*}/$db"
 psql "$admin" -qc "CREATE DATABASE $db"
