@@ -6,8 +6,10 @@
 #
 #   scripts/bench-fleet.sh CALLS DURATION_S [RAMP_S]
 #
-# PG_ADMIN (default postgres://postgres@127.0.0.1:5432/postgres: a user who may
-# create databases), SERVERS (2), BIN (target/release/reservoice),
+# TRAFFIC (echo | realistic; default realistic: the model speaks, so the
+# transcript is written), PG_ADMIN (default
+# postgres://postgres@127.0.0.1:5432/postgres: a user who may create
+# databases), SERVERS (2), BIN (target/release/reservoice),
 # SERVER_CORE (0), LOAD_CORE (1), PORT (8080: the first server; the next ones
 # follow), RT_PORT (8091), TW_PORT (8092). Output: the bench's report; the
 # servers' logs in $OUT_DIR/serve-N.log.
@@ -15,10 +17,11 @@ set -euo pipefail
 calls=${1:?calls}; duration=${2:?duration}; ramp=${3:-10}
 bin=${BIN:-target/release/reservoice}
 admin=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
-servers=${SERVERS:-2}
+servers=${SERVERS:-2}; traffic=${TRAFFIC:-realistic}
 server_core=${SERVER_CORE:-0}; load_core=${LOAD_CORE:-1}; port=${PORT:-8080}
 rt_port=${RT_PORT:-8091}; tw_port=${TW_PORT:-8092}
 out=${OUT_DIR:-$(mktemp -d)}
+mkdir -p "$out"
 db=reservoice_bench_$$
 database_url="${admin%/*}/$db"
 psql "$admin" -qc "CREATE DATABASE $db"
@@ -44,8 +47,9 @@ done
 args=(--server "${urls[0]}")
 for u in "${urls[@]:1}"; do args+=(--also-server "$u"); done
 for p in "${pids[@]}"; do args+=(--pid "$p"); done
+echo "== $servers servers on PostgreSQL: $calls calls, $traffic traffic, ${duration} s after a ${ramp} s ramp (uptime: $(uptime))"
 set +e
-taskset -c "$load_core" "$bin" bench "${args[@]}" --database "$database_url" --auth-token "$token" \
+taskset -c "$load_core" "$bin" bench "${args[@]}" --database "$database_url" --auth-token "$token" --traffic "$traffic" \
   --realtime-port "$rt_port" --twilio-port "$tw_port" \
   --calls "$calls" --duration "$duration" --ramp "$ramp" 2>"$out/bench.err"
 status=$?
