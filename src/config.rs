@@ -148,7 +148,24 @@ pub struct CallTimings {
     pub max_call: Duration,
     /// Longest stretch with nobody speaking; past it the call is ended politely.
     pub max_silence: Duration,
+    /// Milliseconds of the callee's audio per `input_audio_buffer.append`
+    /// (`RESERVOICE_APPEND_MS`, 20..=100). Twilio sends 20 ms frames; above
+    /// 20 they are joined, so fewer messages reach the model, and the model
+    /// hears each frame up to this minus 20 ms later (its turn detection
+    /// with it). docs/PERFORMANCE.md has the figures behind the default.
+    pub append_ms: u64,
+    /// Milliseconds of agent audio between two Twilio `mark`s
+    /// (`RESERVOICE_MARK_MS`; 0: one mark after every model audio delta).
+    /// The end of each item is always marked; between marks the playback
+    /// position is extrapolated on the call's audio clock, so barge-in stays
+    /// exact (docs/PERFORMANCE.md).
+    pub mark_ms: u64,
 }
+
+/// Default of [`CallTimings::append_ms`]: Twilio's own 20 ms frames.
+pub const DEFAULT_APPEND_MS: u64 = 20;
+/// Default of [`CallTimings::mark_ms`]: a mark after every model delta.
+pub const DEFAULT_MARK_MS: u64 = 0;
 
 impl Default for CallTimings {
     fn default() -> Self {
@@ -158,6 +175,8 @@ impl Default for CallTimings {
             goodbye_timeout: Duration::from_secs(8),
             max_call: Duration::from_secs(600),
             max_silence: Duration::from_secs(60),
+            append_ms: DEFAULT_APPEND_MS,
+            mark_ms: DEFAULT_MARK_MS,
         }
     }
 }
@@ -361,6 +380,12 @@ pub struct SettingsArgs {
     /// How key presses reach the line: Twilio plays them (a short gap while the stream reconnects), or tones inside the stream (some lines do not carry them)
     #[arg(long, env = "RESERVOICE_DTMF", value_enum, default_value_t = DtmfMode::Twilio)]
     pub dtmf: DtmfMode,
+    /// Milliseconds of the callee's audio per message to the model (20..=100): fewer messages, but the model hears each word up to this minus 20 ms later
+    #[arg(long, env = "RESERVOICE_APPEND_MS", default_value_t = DEFAULT_APPEND_MS, value_parser = clap::value_parser!(u64).range(20..=100))]
+    pub append_ms: u64,
+    /// Milliseconds of agent audio between two Twilio marks (0: a mark after every model audio delta); barge-in stays exact either way
+    #[arg(long, env = "RESERVOICE_MARK_MS", default_value_t = DEFAULT_MARK_MS, value_parser = clap::value_parser!(u64).range(0..=2000))]
+    pub mark_ms: u64,
 }
 
 impl Default for SettingsArgs {
@@ -391,6 +416,8 @@ impl Default for SettingsArgs {
             voicemail: VoicemailPolicy::default(),
             record: false,
             dtmf: DtmfMode::default(),
+            append_ms: DEFAULT_APPEND_MS,
+            mark_ms: DEFAULT_MARK_MS,
         }
     }
 }
@@ -420,7 +447,9 @@ mod default_tests {
                     a.max_party_size,
                     a.voicemail,
                     a.record,
-                    a.dtmf
+                    a.dtmf,
+                    a.append_ms,
+                    a.mark_ms
                 )
             )
         };
@@ -610,6 +639,8 @@ impl SettingsArgs {
             timings: CallTimings {
                 max_call: Duration::from_secs(self.max_call_secs.max(10)),
                 max_silence: Duration::from_secs(self.max_silence_secs.max(5)),
+                append_ms: self.append_ms,
+                mark_ms: self.mark_ms,
                 ..CallTimings::default()
             },
             drain_timeout: Duration::from_secs(self.drain_secs),

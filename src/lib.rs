@@ -47,8 +47,9 @@
 //! - [`sim`]: Twilio, the restaurant and the Realtime API, simulated on
 //!   loopback for `demo` and the tests.
 //! - [`bench`]: the load benchmark behind `reservoice bench` (stand-ins for
-//!   Twilio and the model, N simulated Media Streams, round-trip percentiles;
-//!   the call news delay between instances on PostgreSQL).
+//!   Twilio and the model in echo or realistic traffic, a bridge-less floor,
+//!   N simulated Media Streams, latency percentiles; the call news delay
+//!   between instances on PostgreSQL).
 //!
 //! `docs/ARCHITECTURE.md` walks through one call from command to outcome.
 

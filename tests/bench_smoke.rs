@@ -1,27 +1,48 @@
 //! The load benchmark, tiny: the real server in-process (exactly what
-//! `serve` builds), the bench's stand-ins, 5 calls for 3 s. Every call must
-//! connect and be bridged, and no frame may be lost. No timing is asserted:
-//! performance is measured with `reservoice bench`, never by a test.
+//! `serve` builds), the bench's stand-ins, 5 calls for a few seconds, in
+//! both traffic modes. Every call must connect and be bridged; in the echo
+//! mode no frame may be lost (also with frames joined into fewer appends and
+//! fewer marks), in the realistic mode every callee turn must be answered.
+//! No timing is asserted: performance is measured with `reservoice bench`,
+//! never by a test.
 
 use std::time::Duration;
 
-use reservoice::bench::standins::{FakeTwilio, ModelEcho};
-use reservoice::bench::{self, LoadConfig, Target, ACCOUNT_SID, FROM_NUMBER};
+use reservoice::bench::standins::{FakeTwilio, Floor, ModelStandIn};
+use reservoice::bench::{self, LoadConfig, Report, Target, Traffic, ACCOUNT_SID, FROM_NUMBER};
 use reservoice::config::SettingsArgs;
 use reservoice::server::Application;
 use tokio::net::TcpListener;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_calls_round_trip_every_frame() {
-    let model = ModelEcho::start(0).await.unwrap();
+const AUTH_TOKEN: &str = "bench-smoke-auth-token-0123456789";
+
+fn load(traffic: Traffic, seconds: u64) -> LoadConfig {
+    LoadConfig {
+        calls: 5,
+        duration: Duration::from_secs(seconds),
+        ramp: Duration::from_millis(500),
+        auth_token: AUTH_TOKEN.to_string(),
+        server_pid: Some(std::process::id()),
+        drain: Duration::from_secs(2),
+        traffic,
+    }
+}
+
+/// Run 5 calls against the server started with `append_ms` and `mark_ms`.
+async fn against_the_server(
+    traffic: Traffic,
+    seconds: u64,
+    append_ms: u64,
+    mark_ms: u64,
+) -> Report {
+    let model = ModelStandIn::start(0, traffic).await.unwrap();
     let twilio = FakeTwilio::start(0).await.unwrap();
     let data = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server_url = format!("http://{}", listener.local_addr().unwrap());
-    let auth_token = "bench-smoke-auth-token-0123456789".to_string();
     let args = SettingsArgs {
         twilio_account_sid: Some(ACCOUNT_SID.into()),
-        twilio_auth_token: Some(auth_token.clone()),
+        twilio_auth_token: Some(AUTH_TOKEN.into()),
         twilio_from_number: Some(FROM_NUMBER.into()),
         twilio_api_base: twilio.api_base(),
         openai_api_key: Some("bench".into()),
@@ -38,6 +59,8 @@ async fn five_calls_round_trip_every_frame() {
         )),
         data_dir: Some(data.path().to_path_buf()),
         timezone: Some("UTC".into()),
+        append_ms,
+        mark_ms,
         ..SettingsArgs::default()
     };
     let app = Application::build(args.resolve().unwrap(), Some(listener))
@@ -48,40 +71,102 @@ async fn five_calls_round_trip_every_frame() {
         let _ = stopped.await;
     }));
 
-    let config = LoadConfig {
-        calls: 5,
-        duration: Duration::from_secs(3),
-        ramp: Duration::from_millis(500),
-        auth_token,
-        server_pid: Some(std::process::id()),
-        drain: Duration::from_secs(2),
-    };
     let report = bench::run(
-        &config,
+        &load(traffic, seconds),
         Target::Server {
             api_base: &server_url,
             api_token: None,
             twilio: &twilio,
+            model: model.stats(),
         },
     )
     .await
     .unwrap();
     println!("{}", report.render());
 
-    assert_eq!(report.calls_failed, 0, "{:?}", report.failures);
-    assert_eq!(report.calls_connected, 5);
-    assert_eq!(report.calls_bridged, 5);
-    assert!(report.frames_sent >= 5 * 100, "{}", report.frames_sent);
-    assert_eq!(report.frames_lost, 0);
-    assert_eq!(report.frames_unexpected, 0);
-    assert_eq!(report.bad_messages, 0);
-    assert!(report.marks_echoed > 0);
-    assert!(report.server.is_some());
-    let line: serde_json::Value = serde_json::from_str(&report.json_line()).unwrap();
-    assert_eq!(line["bench"]["frames_lost"], 0);
-
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     twilio.shutdown().await;
     model.shutdown().await;
+    report
+}
+
+fn every_call_bridged(report: &Report) {
+    assert_eq!(report.calls_failed, 0, "{:?}", report.failures);
+    assert_eq!(report.calls_connected, 5);
+    assert_eq!(report.calls_bridged, 5);
+    assert_eq!(report.frames_unexpected, 0);
+    assert_eq!(report.bad_messages, 0);
+    assert!(report.marks_echoed > 0);
+    assert!(report.server.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_calls_round_trip_every_frame() {
+    let report = against_the_server(Traffic::Echo, 3, 20, 0).await;
+    every_call_bridged(&report);
+    assert!(report.frames_sent >= 5 * 100, "{}", report.frames_sent);
+    assert_eq!(report.frames_lost, 0);
+    assert_eq!(report.frames_excused, 0, "20 ms appends hold nothing back");
+    // One append per frame, each seen by the model.
+    assert!(report.to_model.count > 0);
+    assert!(report.appends >= report.frames_sent - 5);
+    let line: serde_json::Value = serde_json::from_str(&report.json_line()).unwrap();
+    assert_eq!(line["bench"]["frames_lost"], 0);
+    assert_eq!(line["bench"]["traffic"], "echo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joined_appends_and_fewer_marks_lose_no_frame() {
+    let report = against_the_server(Traffic::Echo, 3, 60, 100).await;
+    every_call_bridged(&report);
+    assert_eq!(report.frames_lost, 0);
+    // Three frames per append: the model got a third as many messages.
+    assert!(
+        report.appends * 2 < report.frames_sent,
+        "{} appends for {} frames",
+        report.appends,
+        report.frames_sent
+    );
+    // A mark per 100 ms of echoed audio, not per 20 ms frame.
+    assert!(
+        report.marks_echoed * 3 < report.frames_returned,
+        "{} marks",
+        report.marks_echoed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realistic_calls_answer_every_turn() {
+    let report = against_the_server(Traffic::Realistic, 8, 20, 0).await;
+    every_call_bridged(&report);
+    // Each call ends at least one 1.2-2.8 s turn in 8 s, and each is answered
+    // (but for the last, which the end of the run may cut).
+    assert!(report.turns >= 5, "{} turns", report.turns);
+    assert!(report.turns_answered + 5 >= report.turns, "{report:?}");
+    assert_eq!(report.turns_unanswered, 0);
+    assert!(report.deltas > report.turns_answered);
+    assert!(report.turn_end_to_model.count > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_answers_turns_too() {
+    let floor = Floor::start(0, Traffic::Realistic).await.unwrap();
+    let mut config = load(Traffic::Realistic, 6);
+    config.server_pid = None;
+    let report = bench::run(
+        &config,
+        Target::Floor {
+            stream_url: floor.stream_url(),
+        },
+    )
+    .await
+    .unwrap();
+    println!("{}", report.render());
+    floor.shutdown().await;
+    assert_eq!(report.calls_failed, 0, "{:?}", report.failures);
+    assert_eq!(report.calls_bridged, 5);
+    assert!(report.turns_answered >= 5, "{report:?}");
+    assert_eq!(report.turns_unanswered, 0);
+    assert_eq!(report.frames_unexpected, 0);
 }

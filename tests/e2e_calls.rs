@@ -192,7 +192,26 @@ async fn alternative_inside_the_window_is_booked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barge_in_stops_playback_and_truncates_to_what_was_heard() {
-    let rig = rig(ScenarioKind::BargeIn).await;
+    barge_in_truncates_to_what_was_heard(rig(ScenarioKind::BargeIn).await).await;
+}
+
+/// With the callee's frames joined into 100 ms appends and a mark only every
+/// 500 ms of agent audio, the truncate is still within one frame of what
+/// was heard (the playback position is extrapolated between marks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn barge_in_stays_exact_with_joined_appends_and_sparse_marks() {
+    let rig = Rig::start(RigOptions {
+        scenario: ScenarioKind::BargeIn,
+        append_ms: 100,
+        mark_ms: 500,
+        ..Default::default()
+    })
+    .await
+    .expect("rig starts");
+    barge_in_truncates_to_what_was_heard(rig).await;
+}
+
+async fn barge_in_truncates_to_what_was_heard(rig: Rig) {
     let record = place_and_finish(&rig, &rig.request()).await;
     assert_eq!(
         record.outcome.as_ref().unwrap().status,

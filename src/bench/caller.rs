@@ -1,12 +1,17 @@
 //! One simulated Twilio Media Stream under load: a signed upgrade,
 //! `connected`, `start` with the TwiML's custom parameters, a 160-byte mu-law
-//! `media` frame every 20 ms in real time, `mark` echoes on a playback clock,
-//! and `stop`.
+//! `media` frame every 20 ms in real time (on a tick whose phase in the 20 ms
+//! period is the call's own, so that streams do not all tick in the same
+//! millisecond), agent audio played back in real time with `mark` echoes
+//! when playback reaches them, and `stop`.
 //!
-//! Each frame carries its id (u32, little endian) in bytes 0..4 and the
-//! call's index in bytes 4..8. The server forwards audio without decoding it,
-//! so the bytes that come back as outbound `media` say which frame they are,
-//! and the round trip is measured frame by frame.
+//! Each frame starts with a [`FrameHeader`] (frame id, call index, send
+//! time, kind). The server forwards audio without looking at it, so in the
+//! echo mode the bytes that come back as outbound `media` say which frames
+//! they are (one or several, when the server joins frames), and the round
+//! trip is measured frame by frame. In the realistic mode the callee talks
+//! in turns and the time from the end of each turn to the first audio of the
+//! answer is measured.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -24,15 +29,20 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::standins::small_ws_config;
+use super::wire::{self, DeltaHeader, FrameHeader, FrameKind, Traffic};
 
-/// 20 ms of mu-law at 8 kHz, as Twilio sends.
-pub const FRAME_BYTES: usize = 160;
+pub use super::wire::FRAME_BYTES;
 /// Frame period.
 pub const FRAME: Duration = Duration::from_millis(20);
 /// mu-law: 8 bytes per millisecond of audio.
-const BYTES_PER_MS: u64 = 8;
+const BYTES_PER_MS: u64 = wire::BYTES_PER_MS as u64;
 /// Send times kept per call: frames older than this (20 s) count as lost.
 const RING: usize = 1024;
+/// Frames sent this close to the end may still sit in the server's append
+/// buffer (`RESERVOICE_APPEND_MS` is at most 100): not counted as lost.
+const TAIL: Duration = Duration::from_millis(100);
+/// A callee turn with no answer for this long counts as unanswered.
+const NO_ANSWER: Duration = Duration::from_secs(15);
 
 /// Where one stream connects and what it announces.
 #[derive(Debug, Clone)]
@@ -45,6 +55,9 @@ pub struct StreamPlan {
     pub parameters: Vec<(String, String)>,
     /// Index of the call in the run (written into every frame).
     pub index: u32,
+    /// Frames are sent on the 20 ms grid through this instant: its place in
+    /// the period is the call's phase.
+    pub tick_origin: Instant,
 }
 
 /// The run's timeline, shared by every stream.
@@ -56,6 +69,8 @@ pub struct Timeline {
     pub until: Instant,
     /// How long to wait for frames still in flight at `until`.
     pub drain: Duration,
+    /// What the callee and the model do.
+    pub traffic: Traffic,
 }
 
 /// Counters and histograms shared by all streams (one runtime, so the locks
@@ -81,6 +96,20 @@ pub struct Tally {
     pub steady: Mutex<Histogram<u64>>,
     /// Round trips (µs) of every frame, ramp included.
     pub all: Mutex<Histogram<u64>>,
+    /// Frames sent in the last moments, still in the server's append buffer
+    /// when the call ended (not lost).
+    pub excused: AtomicU64,
+    /// Realistic mode: callee turns ended.
+    pub turns: AtomicU64,
+    /// Realistic mode: turns that got an answer.
+    pub turns_answered: AtomicU64,
+    /// Realistic mode: turns left without an answer for [`NO_ANSWER`].
+    pub turns_unanswered: AtomicU64,
+    /// Realistic mode: agent audio deltas received.
+    pub deltas: AtomicU64,
+    /// Realistic mode: end of a turn sent → first audio of its answer (µs),
+    /// turns ended in steady state.
+    pub reply: Mutex<Histogram<u64>>,
 }
 
 impl Tally {
@@ -97,6 +126,12 @@ impl Tally {
             bridged: AtomicU64::new(0),
             steady: Mutex::new(hist()?),
             all: Mutex::new(hist()?),
+            excused: AtomicU64::new(0),
+            turns: AtomicU64::new(0),
+            turns_answered: AtomicU64::new(0),
+            turns_unanswered: AtomicU64::new(0),
+            deltas: AtomicU64::new(0),
+            reply: Mutex::new(hist()?),
         })
     }
 }
@@ -156,6 +191,23 @@ impl Playback {
     }
 }
 
+/// Where the callee is in the conversation (realistic mode).
+#[derive(Debug, Clone, Copy)]
+enum Talk {
+    /// Talking: `left` frames of this turn to send.
+    Speaking { turn: u32, left: u64 },
+    /// Silent, waiting for the answer to `turn` to arrive and play.
+    Waiting {
+        turn: u32,
+        /// When its last frame was sent.
+        ended: Instant,
+        /// Its answer's first audio arrived.
+        answered: bool,
+        /// Its answer's last delta arrived.
+        complete: bool,
+    },
+}
+
 struct Stream<'t> {
     stream_sid: String,
     index: u32,
@@ -166,6 +218,9 @@ struct Stream<'t> {
     playback: Playback,
     tally: &'t Tally,
     steady_from: Instant,
+    traffic: Traffic,
+    talk: Talk,
+    audio: Vec<u8>,
 }
 
 impl Stream<'_> {
@@ -174,10 +229,66 @@ impl Stream<'_> {
         self.seq
     }
 
-    fn media_frame(&mut self, frame_id: u32, out: &mut String, b64: &mut String) {
-        let mut audio = [0xFFu8; FRAME_BYTES]; // mu-law silence
-        audio[..4].copy_from_slice(&frame_id.to_le_bytes());
-        audio[4..8].copy_from_slice(&self.index.to_le_bytes());
+    /// What the callee sends now (realistic mode: speech, the end of a
+    /// turn, or silence while the agent answers).
+    fn next_kind(&mut self, now: Instant) -> (FrameKind, u32) {
+        if self.traffic == Traffic::Echo {
+            return (FrameKind::Echo, 0);
+        }
+        if let Talk::Waiting {
+            turn,
+            ended,
+            answered,
+            complete,
+        } = self.talk
+        {
+            let played = complete
+                && self.playback.marks.is_empty()
+                && self.playback.ends_at + wire::CALLEE_PAUSE <= now;
+            let gave_up = now.saturating_duration_since(ended) >= NO_ANSWER;
+            if gave_up && !answered {
+                self.tally.turns_unanswered.fetch_add(1, Ordering::Relaxed);
+            }
+            if !(played || gave_up) {
+                return (FrameKind::Silence, turn);
+            }
+            let next = turn + 1;
+            self.talk = Talk::Speaking {
+                turn: next,
+                left: wire::callee_turn_ms(self.index, next) / 20,
+            };
+        }
+        let Talk::Speaking { turn, left } = self.talk else {
+            return (FrameKind::Silence, 0);
+        };
+        if left > 1 {
+            self.talk = Talk::Speaking {
+                turn,
+                left: left - 1,
+            };
+            return (FrameKind::Speech, turn);
+        }
+        self.talk = Talk::Waiting {
+            turn,
+            ended: now,
+            answered: false,
+            complete: false,
+        };
+        self.tally.turns.fetch_add(1, Ordering::Relaxed);
+        (FrameKind::TurnEnd, turn)
+    }
+
+    fn media_frame(&mut self, frame_id: u32, now: Instant, out: &mut String, b64: &mut String) {
+        let (kind, turn) = self.next_kind(now);
+        let mut audio = [0xFFu8; FRAME_BYTES];
+        FrameHeader {
+            frame_id,
+            call: self.index,
+            sent_us: wire::clock_us(),
+            kind,
+            turn,
+        }
+        .write(&mut audio);
         b64.clear();
         base64::engine::general_purpose::STANDARD.encode_string(audio, b64);
         let seq = self.next_seq();
@@ -219,22 +330,47 @@ impl Stream<'_> {
     }
 
     fn on_audio(&mut self, payload: &str, now: Instant) {
-        let mut audio = [0u8; 3 * FRAME_BYTES];
-        let Ok(n) = base64::engine::general_purpose::STANDARD.decode_slice(payload, &mut audio)
-        else {
-            self.tally.unexpected.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        self.playback.audio(n, now);
-        if n < 8 {
+        self.audio.clear();
+        if base64::engine::general_purpose::STANDARD
+            .decode_vec(payload, &mut self.audio)
+            .is_err()
+        {
             self.tally.unexpected.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let id = u32::from_le_bytes([audio[0], audio[1], audio[2], audio[3]]);
-        let index = u32::from_le_bytes([audio[4], audio[5], audio[6], audio[7]]);
+        self.playback.audio(self.audio.len(), now);
+        if !self.got_any {
+            self.got_any = true;
+            self.tally.bridged.fetch_add(1, Ordering::Relaxed);
+        }
+        match self.traffic {
+            Traffic::Echo => self.on_echo(now),
+            Traffic::Realistic => self.on_answer(now),
+        }
+    }
+
+    /// Echo mode: the audio is our own frames, one or several.
+    fn on_echo(&mut self, now: Instant) {
+        if self.audio.is_empty() || !self.audio.len().is_multiple_of(FRAME_BYTES) {
+            self.tally.unexpected.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let audio = std::mem::take(&mut self.audio);
+        for frame in audio.chunks_exact(FRAME_BYTES) {
+            self.on_echoed_frame(frame, now);
+        }
+        self.audio = audio;
+    }
+
+    fn on_echoed_frame(&mut self, frame: &[u8], now: Instant) {
+        let Some(header) = FrameHeader::read(frame) else {
+            self.tally.unexpected.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let id = header.frame_id;
         let slot = &mut self.sent_at[id as usize % RING];
         let sent = match slot {
-            Some((sid, at)) if *sid == id && index == self.index => *at,
+            Some((sid, at)) if *sid == id && header.call == self.index => *at,
             _ => {
                 self.tally.unexpected.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -242,10 +378,6 @@ impl Stream<'_> {
         };
         *slot = None;
         self.outstanding = self.outstanding.saturating_sub(1);
-        if !self.got_any {
-            self.got_any = true;
-            self.tally.bridged.fetch_add(1, Ordering::Relaxed);
-        }
         self.tally.returned.fetch_add(1, Ordering::Relaxed);
         let micros = now.saturating_duration_since(sent).as_micros() as u64;
         if let Ok(mut h) = self.tally.all.lock() {
@@ -257,6 +389,64 @@ impl Stream<'_> {
             }
         }
     }
+
+    /// Realistic mode: a delta of the answer to a turn.
+    fn on_answer(&mut self, now: Instant) {
+        let Some(header) = DeltaHeader::read(&self.audio) else {
+            self.tally.unexpected.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if header.call != self.index {
+            self.tally.unexpected.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.tally.deltas.fetch_add(1, Ordering::Relaxed);
+        let Talk::Waiting {
+            turn,
+            ended,
+            answered,
+            complete,
+        } = &mut self.talk
+        else {
+            // An answer still arriving after the callee went on: a late one.
+            return;
+        };
+        if header.turn != *turn {
+            return;
+        }
+        if !*answered {
+            *answered = true;
+            self.tally.turns_answered.fetch_add(1, Ordering::Relaxed);
+            let micros = now.saturating_duration_since(*ended).as_micros() as u64;
+            if *ended >= self.steady_from {
+                if let Ok(mut h) = self.tally.reply.lock() {
+                    h.saturating_record(micros.max(1));
+                }
+            }
+        }
+        if header.index + 1 >= header.count {
+            *complete = true;
+        }
+    }
+
+    /// Frames sent before `cutoff` that have not come back (echo mode).
+    fn outstanding_before(&self, cutoff: Instant) -> u64 {
+        self.sent_at
+            .iter()
+            .filter(|s| s.is_some_and(|(_, at)| at < cutoff))
+            .count() as u64
+    }
+}
+
+/// The first instant on the 20 ms grid through `origin` that is not before `now`.
+fn on_grid(origin: Instant, now: Instant) -> Instant {
+    if origin >= now {
+        return origin;
+    }
+    let behind = now.duration_since(origin).as_nanos();
+    let period = FRAME.as_nanos();
+    let periods = behind.div_ceil(period) as u32;
+    origin + FRAME * periods
 }
 
 /// Run one stream to the end of the timeline. `Err` says why it never
@@ -302,6 +492,12 @@ pub async fn run(
         },
         tally,
         steady_from: timeline.steady_from,
+        traffic: timeline.traffic,
+        talk: Talk::Speaking {
+            turn: 0,
+            left: wire::callee_turn_ms(plan.index, 0) / 20,
+        },
+        audio: Vec::with_capacity(4 * FRAME_BYTES),
     };
     let custom: serde_json::Map<String, serde_json::Value> = plan
         .parameters
@@ -325,7 +521,8 @@ pub async fn run(
     }
     tally.connected.fetch_add(1, Ordering::Relaxed);
 
-    let mut ticks = tokio::time::interval(FRAME);
+    let first = on_grid(plan.tick_origin, Instant::now());
+    let mut ticks = tokio::time::interval_at(first, FRAME);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut frame_id: u32 = 0;
     let mut out = String::with_capacity(512);
@@ -344,13 +541,15 @@ pub async fn run(
                     ok &= tx.feed(Message::text(echo)).await.is_ok();
                     tally.marks_echoed.fetch_add(1, Ordering::Relaxed);
                 }
-                st.media_frame(frame_id, &mut out, &mut b64);
+                st.media_frame(frame_id, now, &mut out, &mut b64);
                 let sent = Instant::now();
                 ok &= tx.feed(Message::text(out.as_str())).await.is_ok();
                 ok &= tx.flush().await.is_ok();
-                st.sent_at[frame_id as usize % RING] = Some((frame_id, sent));
-                // A frame whose slot is reused before it came back is lost (counted by sent - returned).
-                st.outstanding += 1;
+                if st.traffic == Traffic::Echo {
+                    st.sent_at[frame_id as usize % RING] = Some((frame_id, sent));
+                    // A frame whose slot is reused before it came back is lost (counted by sent - returned).
+                    st.outstanding += 1;
+                }
                 tally.sent.fetch_add(1, Ordering::Relaxed);
                 frame_id = frame_id.wrapping_add(1);
                 closed = !ok;
@@ -362,9 +561,11 @@ pub async fn run(
             },
         }
     }
-    // Let the frames still in flight come back, then hang up as Twilio does.
+    // Let the frames still in flight come back (but for the last ones, which
+    // may wait in the server's append buffer), then hang up as Twilio does.
     let drain_until = Instant::now() + timeline.drain;
-    while !closed && st.outstanding > 0 {
+    let cutoff = timeline.until - TAIL;
+    while !closed && st.outstanding > 0 && st.outstanding_before(cutoff) > 0 {
         tokio::select! {
             _ = tokio::time::sleep_until(drain_until) => break,
             msg = rx.next() => match msg {
@@ -374,6 +575,12 @@ pub async fn run(
             },
         }
     }
+    let excused = st
+        .sent_at
+        .iter()
+        .filter(|s| s.is_some_and(|(_, at)| at >= cutoff))
+        .count() as u64;
+    tally.excused.fetch_add(excused, Ordering::Relaxed);
     if !closed {
         let seq = st.next_seq();
         let stop = serde_json::json!({"event": "stop", "sequenceNumber": seq.to_string(),

@@ -10,13 +10,20 @@
 //!   call token; the stand-in answers `201` and hands the TwiML to the bench;
 //! - Twilio's Media Streams ([`caller`]): a signed upgrade to the TwiML's
 //!   `<Stream url>`, `start` with its `<Parameter>`s, a numbered frame every
-//!   20 ms, marks echoed when their audio has "played", `stop`;
-//! - the Realtime API ([`standins::ModelEcho`]): every appended chunk comes
-//!   straight back as the agent's audio, so each frame makes the full trip
-//!   Twilio → server → model → server → Twilio and its round trip is timed.
+//!   20 ms (each call on its own phase of the 20 ms period), agent audio
+//!   played in real time with marks echoed when their audio has played, `stop`;
+//! - the Realtime API ([`standins::ModelStandIn`]), in one of two
+//!   [`Traffic`] modes. Echo: every appended chunk comes straight back as the
+//!   agent's audio, so each frame makes the full trip Twilio → server →
+//!   model → server → Twilio and its round trip is timed. Realistic: the
+//!   callee talks in turns and the model answers each turn faster than real
+//!   time ([`wire`]); the time from the end of a turn to the first audio of
+//!   its answer is timed, and how late each frame reached the model.
 //!
-//! `--floor` points the same load at [`standins::FloorEcho`], which echoes
-//! without any bridge: what loopback and the load generator cost by themselves.
+//! `--floor` points the same load at [`standins::Floor`], which does the
+//! model's part itself without any bridge: what loopback and the load
+//! generator cost by themselves. `scripts/bench.sh` runs it in its own
+//! process on the server's core, so its CPU is measured the same way.
 //!
 //! `--news POSTGRES_URL` measures something else: how long call news takes
 //! from one instance to another through PostgreSQL ([`news`]).
@@ -25,9 +32,10 @@ pub mod caller;
 pub mod news;
 pub mod procstat;
 pub mod standins;
+pub mod wire;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -35,9 +43,10 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use caller::{StreamPlan, Tally, Timeline};
+use caller::{StreamPlan, Tally, Timeline, FRAME};
 use procstat::ProcSample;
-use standins::{FakeTwilio, FloorEcho, TwimlBook};
+use standins::{FakeTwilio, ModelStats, TwimlBook};
+pub use wire::Traffic;
 
 /// The account SID the bench tells the server to use (any well-formed SID:
 /// the REST stand-in accepts every account).
@@ -62,6 +71,8 @@ pub struct LoadConfig {
     pub server_pid: Option<u32>,
     /// How long to wait for frames in flight when the calls end.
     pub drain: Duration,
+    /// What the callee and the model do.
+    pub traffic: Traffic,
 }
 
 /// What the load is pointed at.
@@ -74,9 +85,14 @@ pub enum Target<'a> {
         api_token: Option<&'a str>,
         /// The REST stand-in the server was started with.
         twilio: &'a FakeTwilio,
+        /// What the Realtime stand-in saw of the callee's audio.
+        model: Arc<ModelStats>,
     },
-    /// The bridge-less echo (`--floor`).
-    Floor(&'a FloorEcho),
+    /// The bridge-less floor (`--floor`): its `<Stream url>`.
+    Floor {
+        /// `ws://127.0.0.1:PORT/media-stream`
+        stream_url: String,
+    },
 }
 
 /// Round-trip percentiles, in milliseconds.
@@ -135,6 +151,8 @@ pub struct ProcessCost {
 pub struct Report {
     /// `server` or `floor`.
     pub mode: &'static str,
+    /// `echo` or `realistic`.
+    pub traffic: Traffic,
     /// Calls asked for.
     pub calls_requested: usize,
     /// Calls whose stream was upgraded and started.
@@ -165,7 +183,27 @@ pub struct Report {
     pub round_trip: Percentiles,
     /// Round trips of every frame, ramp included.
     pub round_trip_all: Percentiles,
-    /// The server process (with `--pid`).
+    /// Frames still in the server's append buffer when their call ended
+    /// (sent in its last 100 ms): neither returned nor lost.
+    pub frames_excused: u64,
+    /// Realistic mode: callee turns, those answered, those left unanswered.
+    pub turns: u64,
+    /// Realistic mode: turns answered.
+    pub turns_answered: u64,
+    /// Realistic mode: turns with no answer for 15 s.
+    pub turns_unanswered: u64,
+    /// Realistic mode: agent audio deltas received.
+    pub deltas: u64,
+    /// Realistic mode: end of a callee turn → first audio of the answer at
+    /// Twilio (turns ended in steady state).
+    pub reply: Percentiles,
+    /// Server mode: frame sent by Twilio → received by the model (steady state).
+    pub to_model: Percentiles,
+    /// Server mode: the same for the last frame of each turn (realistic).
+    pub turn_end_to_model: Percentiles,
+    /// Server mode: `input_audio_buffer.append`s the model received.
+    pub appends: u64,
+    /// The server (or, with `--pid` on a floor run, the floor) process.
     pub server: Option<ProcessCost>,
     /// The bench process itself (load generator and stand-ins).
     pub load_cpu_s: Option<f64>,
@@ -177,8 +215,12 @@ impl Report {
         let mut s = String::new();
         let p = &self.round_trip;
         s.push_str(&format!(
-            "mode {}: {} calls, {:.1} s steady after a {:.1} s ramp\n",
-            self.mode, self.calls_requested, self.duration_s, self.ramp_s
+            "mode {} ({} traffic): {} calls, {:.1} s steady after a {:.1} s ramp\n",
+            self.mode,
+            self.traffic.name(),
+            self.calls_requested,
+            self.duration_s,
+            self.ramp_s
         ));
         s.push_str(&format!(
             "calls   requested {}  connected {}  bridged {}  failed {}\n",
@@ -188,32 +230,76 @@ impl Report {
             s.push_str(&format!("        failure: {f}\n"));
         }
         s.push_str(&format!(
-            "frames  sent {}  returned {}  lost {}  unexpected {}  bad messages {}  marks echoed {}\n",
+            "frames  sent {}  returned {}  lost {}  excused {}  unexpected {}  bad messages {}  marks echoed {}\n",
             self.frames_sent,
             self.frames_returned,
             self.frames_lost,
+            self.frames_excused,
             self.frames_unexpected,
             self.bad_messages,
             self.marks_echoed
         ));
-        s.push_str(&format!(
-            "round trip (steady, {} frames)  p50 {:.3} ms  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
-            p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms
-        ));
-        let a = &self.round_trip_all;
-        s.push_str(&format!(
-            "round trip (all, ramp included)  p99 {:.3} ms  p99.9 {:.3}  max {:.3}\n",
-            a.p99_ms, a.p999_ms, a.max_ms
-        ));
+        let line = |s: &mut String, what: String, p: &Percentiles| {
+            s.push_str(&format!(
+                "{what}  p50 {:.3} ms  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
+                p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms
+            ));
+        };
+        match self.traffic {
+            Traffic::Echo => {
+                line(
+                    &mut s,
+                    format!("round trip (steady, {} frames)", p.count),
+                    p,
+                );
+                let a = &self.round_trip_all;
+                s.push_str(&format!(
+                    "round trip (all, ramp included)  p99 {:.3} ms  p99.9 {:.3}  max {:.3}\n",
+                    a.p99_ms, a.p999_ms, a.max_ms
+                ));
+            }
+            Traffic::Realistic => {
+                s.push_str(&format!(
+                    "turns   ended {}  answered {}  unanswered {}  agent deltas {}\n",
+                    self.turns, self.turns_answered, self.turns_unanswered, self.deltas
+                ));
+                line(
+                    &mut s,
+                    format!(
+                        "reply (end of turn → first audio, steady, {} turns)",
+                        self.reply.count
+                    ),
+                    &self.reply,
+                );
+            }
+        }
+        if self.to_model.count > 0 {
+            line(
+                &mut s,
+                format!(
+                    "to model (steady, {} frames in {} appends)",
+                    self.to_model.count, self.appends
+                ),
+                &self.to_model,
+            );
+        }
+        if self.turn_end_to_model.count > 0 {
+            line(
+                &mut s,
+                "to model, last frame of a turn".to_string(),
+                &self.turn_end_to_model,
+            );
+        }
         if let Some(c) = &self.server {
             s.push_str(&format!(
-                "server  CPU {:.2} s ({} CPU-ms per call-minute)  RSS {} KiB before, {} KiB connected ({} KiB per call), peak {} KiB\n",
+                "{:<7} CPU {:.2} s ({} CPU-ms per call-minute)  RSS {} KiB before, {} KiB connected ({} KiB per call), peak {} KiB\n",
+                self.mode,
                 c.cpu_s,
                 c.cpu_ms_per_call_minute.map_or("?".into(), |v| format!("{v:.1}")),
                 c.rss_before_kib,
                 c.rss_connected_kib,
                 c.rss_per_call_kib.map_or("?".into(), |v| format!("{v:.1}")),
-                c.peak_rss_kib
+                c.peak_rss_kib,
             ));
         }
         if let Some(cpu) = self.load_cpu_s {
@@ -221,6 +307,23 @@ impl Report {
                 "bench   CPU {cpu:.2} s (load generator and stand-ins)\n"
             ));
         }
+        // One line for scripts (scripts/bench.sh reads it): the figures the
+        // floor and the server are compared on.
+        let headline = match self.traffic {
+            Traffic::Echo => &self.round_trip,
+            Traffic::Realistic => &self.reply,
+        };
+        s.push_str(&format!(
+            "headline {} {} calls {} cpu_ms_per_call_minute {} p99_ms {:.3}\n",
+            self.mode,
+            self.calls_requested,
+            self.traffic.name(),
+            self.server
+                .as_ref()
+                .and_then(|c| c.cpu_ms_per_call_minute)
+                .map_or("?".into(), |v| format!("{v:.1}")),
+            headline.p99_ms
+        ));
         s
     }
 
@@ -251,6 +354,7 @@ async fn place_call(
     api_token: Option<&str>,
     twiml_book: &TwimlBook,
     index: usize,
+    tick_origin: Instant,
 ) -> Result<StreamPlan, String> {
     let url = format!("{}/api/calls", api_base.trim_end_matches('/'));
     let mut req = http.post(&url).json(&reservation_request(index));
@@ -283,20 +387,32 @@ async fn place_call(
         call_sid: sid.to_string(),
         parameters: stream.parameters,
         index: index as u32,
+        tick_origin,
     })
 }
 
 /// A plan for the floor: no call record, the same kind of parameters.
-fn floor_plan(floor: &FloorEcho, index: usize) -> StreamPlan {
+fn floor_plan(stream_url: &str, index: usize, tick_origin: Instant) -> StreamPlan {
     StreamPlan {
-        url: floor.stream_url(),
+        url: stream_url.to_string(),
         call_sid: format!("CA{:032x}", rand::random::<u128>()),
         parameters: vec![
             ("restaurant_name".into(), format!("Bench Bistro {index}")),
             ("call_token".into(), format!("floor{index}")),
         ],
         index: index as u32,
+        tick_origin,
     }
+}
+
+/// Where call `index` of `calls` ticks in the 20 ms frame period: spread
+/// evenly (a golden-ratio sequence), so that streams started on the same
+/// millisecond of the period (e.g. 500 calls over 10 s: one every 20 ms)
+/// still send at different moments. Streams that all tick together
+/// measure bursts, not the bridge.
+pub fn frame_phase(index: usize) -> Duration {
+    const GOLDEN: f64 = 0.618_033_988_749_895;
+    FRAME.mul_f64((index as f64 * GOLDEN).fract())
 }
 
 /// Run the load against `target` and measure it.
@@ -313,7 +429,12 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
         steady_from,
         until: steady_from + config.duration,
         drain: config.drain,
+        traffic: config.traffic,
     };
+    if let Target::Server { model, .. } = &target {
+        let ahead = steady_from.saturating_duration_since(Instant::now());
+        model.count_from(wire::clock_us() + ahead.as_micros() as u64);
+    }
     let pid = config.server_pid;
     let server_before = pid.and_then(|p| procstat::sample(Some(p)));
     let load_before = procstat::sample(None);
@@ -322,11 +443,12 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
     let mut plans_failed: Vec<String> = Vec::new();
     let mode = match target {
         Target::Server { .. } => "server",
-        Target::Floor(_) => "floor",
+        Target::Floor { .. } => "floor",
     };
     // One task per call on this runtime: place the call (or not), then stream.
     for index in 0..calls {
         let at = t0 + config.ramp.mul_f64(index as f64 / calls as f64);
+        let tick_origin = t0 + frame_phase(index);
         let plan_fut: std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<StreamPlan, String>> + Send>,
         > = match &target {
@@ -334,6 +456,7 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
                 api_base,
                 api_token,
                 twilio,
+                ..
             } => {
                 // Placed calls need the stand-in's TwiML: fetch it before spawning.
                 let http = http.clone();
@@ -342,11 +465,19 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
                 let twiml_of = twilio.handle();
                 Box::pin(async move {
                     tokio::time::sleep_until(at).await;
-                    place_call(&http, &api_base, api_token.as_deref(), &twiml_of, index).await
+                    place_call(
+                        &http,
+                        &api_base,
+                        api_token.as_deref(),
+                        &twiml_of,
+                        index,
+                        tick_origin,
+                    )
+                    .await
                 })
             }
-            Target::Floor(floor) => {
-                let plan = floor_plan(floor, index);
+            Target::Floor { stream_url } => {
+                let plan = floor_plan(stream_url, index, tick_origin);
                 Box::pin(async move {
                     tokio::time::sleep_until(at).await;
                     Ok(plan)
@@ -394,6 +525,18 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
         .map(|h| Percentiles::of(&h))
         .unwrap_or_default();
     let steady_secs = config.duration.saturating_sub(Duration::from_secs(1));
+    let excused = tally.excused.load(Ordering::Relaxed);
+    let percentiles =
+        |h: &Mutex<Histogram<u64>>| h.lock().map(|h| Percentiles::of(&h)).unwrap_or_default();
+    let (to_model, turn_end_to_model, appends) = match &target {
+        Target::Server { model, .. } => (
+            percentiles(&model.to_model),
+            percentiles(&model.turn_end),
+            model.appends.load(Ordering::Relaxed),
+        ),
+        Target::Floor { .. } => (Percentiles::default(), Percentiles::default(), 0),
+    };
+    let realistic = config.traffic == Traffic::Realistic;
     let server = match (
         server_before,
         server_connected,
@@ -410,6 +553,7 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
     failures.truncate(5);
     Ok(Report {
         mode,
+        traffic: config.traffic,
         calls_requested: calls,
         calls_connected: connected,
         calls_bridged: bridged,
@@ -419,7 +563,21 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
         ramp_s: config.ramp.as_secs_f64(),
         frames_sent: sent,
         frames_returned: returned,
-        frames_lost: sent.saturating_sub(returned),
+        // In the realistic mode frames are not returned: turns are answered.
+        frames_lost: if realistic {
+            0
+        } else {
+            sent.saturating_sub(returned).saturating_sub(excused)
+        },
+        frames_excused: excused,
+        turns: tally.turns.load(Ordering::Relaxed),
+        turns_answered: tally.turns_answered.load(Ordering::Relaxed),
+        turns_unanswered: tally.turns_unanswered.load(Ordering::Relaxed),
+        deltas: tally.deltas.load(Ordering::Relaxed),
+        reply: percentiles(&tally.reply),
+        to_model,
+        turn_end_to_model,
+        appends,
         frames_unexpected: tally.unexpected.load(Ordering::Relaxed),
         bad_messages: tally.bad_messages.load(Ordering::Relaxed),
         marks_echoed: tally.marks_echoed.load(Ordering::Relaxed),

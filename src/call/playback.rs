@@ -1,10 +1,12 @@
 //! Where the callee's ear is in the agent's audio: the bookkeeping behind barge-in.
 //!
 //! The model produces audio faster than real time and Twilio buffers it. After
-//! every chunk we forward we send a Twilio `mark`; Twilio echoes a mark when the
-//! audio before it has played. Between echoes we extrapolate on the call's
-//! audio clock (the inbound `media.timestamp`, which advances in real time
-//! while audio plays). When the callee interrupts, this tells us how many
+//! the chunks we forward we send a Twilio `mark` (after every chunk, or once
+//! per `RESERVOICE_MARK_MS` of audio, and always at the end of an item);
+//! Twilio echoes a mark when the audio before it has played. Between echoes
+//! we extrapolate on the call's audio clock (the inbound `media.timestamp`,
+//! which advances in real time while audio plays), so fewer marks cost no
+//! accuracy while the audio plays without a gap. When the callee interrupts, this tells us how many
 //! milliseconds of each agent item were actually heard, which is what
 //! `conversation.item.truncate` needs, so the model's memory of the
 //! conversation matches what the restaurant heard.
@@ -81,6 +83,15 @@ pub struct Interruption {
     pub truncates: Vec<Cut>,
 }
 
+/// Audio forwarded since the last mark (no mark behind it yet).
+#[derive(Debug, Clone)]
+struct Tail {
+    /// The item the latest of it belongs to.
+    item_id: String,
+    /// Bytes since the last mark (across items).
+    bytes: u64,
+}
+
 /// Playback state of one call's outbound audio.
 #[derive(Debug, Default)]
 pub struct Playback {
@@ -89,12 +100,14 @@ pub struct Playback {
     flushed: HashSet<String>,
     anchor: Option<Anchor>,
     counter: u64,
+    tail: Option<Tail>,
 }
 
 impl Playback {
-    /// Nothing of ours is buffered at Twilio (every mark came back).
+    /// Nothing of ours is buffered at Twilio (every mark came back, and no
+    /// audio was sent after the last one).
     pub fn is_idle(&self) -> bool {
-        self.pending.is_empty()
+        self.pending.is_empty() && self.tail.is_none()
     }
 
     /// Whether some of `item_id`'s audio is still buffered at Twilio (or it
@@ -132,8 +145,55 @@ impl Playback {
     /// Record `bytes` of audio for `item_id` forwarded at audio clock `clock_ms`;
     /// returns the name of the mark to send right after it.
     pub fn audio_sent(&mut self, item_id: &str, bytes: u64, clock_ms: u64) -> String {
-        if self.pending.is_empty() {
-            // The buffer was empty: playback of this audio starts now.
+        self.record_audio(item_id, bytes, clock_ms);
+        self.tail = None;
+        self.push_mark(item_id)
+    }
+
+    /// Record `bytes` of audio for `item_id` forwarded at audio clock
+    /// `clock_ms`, and return the name of a mark to send right after it once
+    /// `every_ms` of audio went without one (0: after every chunk). Audio
+    /// left without a mark is marked by [`Playback::mark_tail`] when its
+    /// item ends.
+    pub fn audio_sent_every(
+        &mut self,
+        item_id: &str,
+        bytes: u64,
+        clock_ms: u64,
+        every_ms: u64,
+    ) -> Option<String> {
+        self.record_audio(item_id, bytes, clock_ms);
+        let unmarked = self.tail.as_ref().map_or(0, |t| t.bytes) + bytes;
+        if every_ms == 0 || unmarked / BYTES_PER_MS >= every_ms {
+            self.tail = None;
+            return Some(self.push_mark(item_id));
+        }
+        match &mut self.tail {
+            Some(tail) if tail.item_id == item_id => tail.bytes = unmarked,
+            _ => {
+                self.tail = Some(Tail {
+                    item_id: item_id.to_string(),
+                    bytes: unmarked,
+                })
+            }
+        }
+        None
+    }
+
+    /// A mark for the audio sent since the last one, if any (at the end of
+    /// an item, so its end is always known).
+    pub fn mark_tail(&mut self) -> Option<String> {
+        let tail = self.tail.take()?;
+        Some(self.push_mark(&tail.item_id))
+    }
+
+    fn record_audio(&mut self, item_id: &str, bytes: u64, clock_ms: u64) {
+        // Nothing buffered at Twilio: playback of this audio starts now. With
+        // marks every N ms the buffer may also have run dry since the last
+        // echo (the clock says everything sent has played).
+        let drained =
+            self.pending.is_empty() && (self.tail.is_none() || self.unplayed_ms(clock_ms) == 0);
+        if drained {
             let position_ms = self
                 .items
                 .iter()
@@ -146,21 +206,24 @@ impl Playback {
                 position_ms,
             });
         }
-        let item = match self.items.iter_mut().position(|i| i.item_id == item_id) {
-            Some(ix) => &mut self.items[ix],
-            None => {
-                self.items.push(Item {
-                    item_id: item_id.to_string(),
-                    sent_bytes: 0,
-                    played_ms: 0,
-                    audio_done: false,
-                });
-                let last = self.items.len() - 1;
-                &mut self.items[last]
-            }
-        };
-        item.sent_bytes += bytes;
-        let at_ms = item.sent_ms();
+        match self.items.iter_mut().find(|i| i.item_id == item_id) {
+            Some(item) => item.sent_bytes += bytes,
+            None => self.items.push(Item {
+                item_id: item_id.to_string(),
+                sent_bytes: bytes,
+                played_ms: 0,
+                audio_done: false,
+            }),
+        }
+    }
+
+    /// A mark at the end of the audio of `item_id` sent so far.
+    fn push_mark(&mut self, item_id: &str) -> String {
+        let at_ms = self
+            .items
+            .iter()
+            .find(|i| i.item_id == item_id)
+            .map_or(0, Item::sent_ms);
         self.counter += 1;
         let name = format!("{item_id}:{at_ms}:m{}", self.counter);
         self.pending.push_back(PendingMark {
@@ -198,6 +261,13 @@ impl Playback {
         let Some(mark) = reached else {
             return Echo::Unknown;
         };
+        // Audio plays in order: the items before this mark's item have played
+        // to their end (their last audio may have had no mark of its own).
+        if let Some(ix) = self.items.iter().position(|i| i.item_id == mark.item_id) {
+            for item in &mut self.items[..ix] {
+                item.played_ms = item.played_ms.max(item.sent_ms());
+            }
+        }
         self.anchor = Some(Anchor {
             clock_ms,
             item_id: mark.item_id.clone(),
@@ -220,9 +290,11 @@ impl Playback {
 
     fn forget_finished(&mut self) {
         let pending = &self.pending;
+        let tail = self.tail.as_ref().map(|t| t.item_id.as_str());
         self.items.retain(|i| {
             !(i.audio_done
                 && i.played_ms >= i.sent_ms()
+                && tail != Some(i.item_id.as_str())
                 && !pending.iter().any(|m| m.item_id == i.item_id))
         });
     }
@@ -237,7 +309,7 @@ impl Playback {
         let Some(anchor) = &self.anchor else {
             return heard;
         };
-        if self.pending.is_empty() {
+        if self.is_idle() {
             return heard;
         }
         let Some(start) = self.items.iter().position(|i| i.item_id == anchor.item_id) else {
@@ -264,7 +336,7 @@ impl Playback {
     /// caller sends Twilio `clear`); the pending marks become "flushed" so
     /// their echoes are ignored. `None` when nothing is playing.
     pub fn interrupt(&mut self, clock_ms: u64) -> Option<Interruption> {
-        if self.pending.is_empty() {
+        if self.is_idle() {
             return None;
         }
         let heard = self.heard_ms(clock_ms);
@@ -280,6 +352,7 @@ impl Playback {
             })
             .collect();
         self.flushed.extend(self.pending.drain(..).map(|m| m.name));
+        self.tail = None;
         self.items.clear();
         self.anchor = None;
         Some(Interruption { truncates })
@@ -381,5 +454,69 @@ mod tests {
         p.mark_echoed(&m, 100);
         assert!(p.is_idle());
         assert_eq!(p.interrupt(150), None);
+    }
+
+    const MS20: u64 = 20 * BYTES_PER_MS;
+
+    #[test]
+    fn sparse_marks_cover_every_n_ms_and_the_end_of_the_item() {
+        let mut p = Playback::default();
+        let names: Vec<Option<String>> = (0..7)
+            .map(|_| p.audio_sent_every("item_A", MS20, 1000, 100))
+            .collect();
+        // One mark per 100 ms: after the fifth 20 ms chunk only.
+        assert_eq!(names.iter().filter(|n| n.is_some()).count(), 1);
+        assert_eq!(names[4].as_deref(), Some("item_A:100:m1"));
+        assert!(!p.is_idle(), "40 ms went without a mark");
+        let end = p.mark_tail().unwrap();
+        assert_eq!(end, "item_A:140:m2");
+        assert_eq!(p.mark_tail(), None);
+        p.audio_done("item_A");
+        assert!(matches!(
+            p.mark_echoed(&end, 1140),
+            Echo::Played { played_ms: 140, .. }
+        ));
+        assert!(p.is_idle());
+    }
+
+    #[test]
+    fn between_sparse_marks_a_barge_in_is_placed_on_the_clock() {
+        let mut p = Playback::default();
+        let mut first = None;
+        for _ in 0..20 {
+            if let Some(n) = p.audio_sent_every("item_A", MS20, 5000, 200) {
+                first.get_or_insert(n);
+            }
+        }
+        let first = first.unwrap();
+        assert_eq!(first, "item_A:200:m1");
+        assert!(matches!(p.mark_echoed(&first, 5200), Echo::Played { .. }));
+        // 130 ms after that echo (no mark in between): 330 ms heard.
+        let cut = p.interrupt(5330).unwrap();
+        assert_eq!(cut.truncates[0].audio_end_ms, 330);
+        assert!(p.is_idle());
+    }
+
+    #[test]
+    fn a_later_items_mark_means_the_earlier_item_played_to_its_end() {
+        let mut p = Playback::default();
+        assert_eq!(p.audio_sent_every("item_A", 3 * MS20, 0, 100), None);
+        p.audio_done("item_A");
+        let m = p.audio_sent_every("item_B", 2 * MS20, 0, 100).unwrap();
+        assert_eq!(m, "item_B:40:m1");
+        assert!(p.is_playing("item_A"));
+        p.mark_echoed(&m, 100);
+        assert!(!p.is_playing("item_A"), "item_A played and is forgotten");
+        assert!(p.is_playing("item_B"));
+    }
+
+    #[test]
+    fn audio_after_the_buffer_ran_dry_starts_playing_when_sent() {
+        let mut p = Playback::default();
+        assert_eq!(p.audio_sent_every("item_A", 2 * MS20, 1000, 100), None);
+        // By 2000 the 40 ms have long played; new audio starts then.
+        assert_eq!(p.audio_sent_every("item_A", 2 * MS20, 2000, 100), None);
+        let cut = p.interrupt(2030).unwrap();
+        assert_eq!(cut.truncates[0].audio_end_ms, 40 + 30);
     }
 }

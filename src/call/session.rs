@@ -2,7 +2,9 @@
 //! the model session, then one `select!` loop that turns socket messages,
 //! the answering-machine verdict, shutdown and the core's deadline into
 //! [`Input`]s for the call core ([`CallState`], `state.rs`) and carries out
-//! the [`Action`]s it returns.
+//! the [`Action`]s it returns. Each wake-up also takes every message already
+//! waiting on either socket, so that what they produce goes out in one write
+//! and one flush per socket.
 //!
 //! All decisions are the core's; this file only does I/O. Audio is forwarded
 //! as the base64 text it arrived in, both ways; it is never decoded here.
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use chrono::Utc;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::{debug, info, warn, Instrument};
@@ -35,6 +37,10 @@ type TwilioSink = SplitSink<WebSocket, Message>;
 type TwilioStream = SplitStream<WebSocket>;
 type ModelSink = SplitSink<RealtimeConnection, WsMessage>;
 type ModelStream = SplitStream<RealtimeConnection>;
+
+/// Messages taken from each socket per wake-up at most, beyond the one
+/// that woke the call.
+const READY_PER_WAKE: usize = 32;
 
 /// How long Twilio has to send `start` after the upgrade.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -403,37 +409,8 @@ impl Driver {
             };
             let now = Instant::now();
             match wake {
-                Wake::Twilio(Some(Ok(Message::Text(text)))) => {
-                    call.handle(Input::Twilio(text.as_str()), now, &mut out)
-                }
-                Wake::Twilio(Some(Ok(Message::Close(_))) | None) => {
-                    self.twilio_rx = None;
-                    call.handle(Input::TwilioClosed, now, &mut out);
-                }
-                Wake::Twilio(Some(Ok(_))) => {}
-                Wake::Twilio(Some(Err(e))) => {
-                    debug!(error = %e, "twilio socket error");
-                    self.twilio_rx = None;
-                    call.handle(Input::TwilioClosed, now, &mut out);
-                }
-                Wake::Model(Some(Ok(WsMessage::Text(text)))) => {
-                    call.handle(Input::Model(text.as_str()), now, &mut out)
-                }
-                Wake::Model(Some(Ok(WsMessage::Close(frame)))) => {
-                    self.model_rx = None;
-                    let why = format!("the model closed the session ({frame:?})");
-                    call.handle(Input::ModelLost(why), now, &mut out);
-                }
-                Wake::Model(Some(Ok(_))) => {}
-                Wake::Model(Some(Err(e))) => {
-                    self.model_rx = None;
-                    call.handle(Input::ModelLost(e.to_string()), now, &mut out);
-                }
-                Wake::Model(None) => {
-                    self.model_rx = None;
-                    let why = "the model connection ended".to_string();
-                    call.handle(Input::ModelLost(why), now, &mut out);
-                }
+                Wake::Twilio(m) => self.on_twilio(m, &mut call, now, &mut out),
+                Wake::Model(m) => self.on_model(m, &mut call, now, &mut out),
                 Wake::AnsweredBy(who) => {
                     self.amd = None;
                     if let Some(who) = who {
@@ -450,9 +427,92 @@ impl Driver {
                     call.handle(Input::Timeout, now, &mut out);
                 }
             }
+            self.take_ready(&mut call, now, &mut out);
             self.carry_out(&mut call, &mut out, &mut doing).await;
         }
         call.bad_frames()
+    }
+
+    /// A message (or the end) of Twilio's socket.
+    fn on_twilio(
+        &mut self,
+        msg: Option<Result<Message, axum::Error>>,
+        call: &mut CallState,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        match msg {
+            Some(Ok(Message::Text(text))) => call.handle(Input::Twilio(text.as_str()), now, out),
+            Some(Ok(Message::Close(_))) | None => {
+                self.twilio_rx = None;
+                call.handle(Input::TwilioClosed, now, out);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                debug!(error = %e, "twilio socket error");
+                self.twilio_rx = None;
+                call.handle(Input::TwilioClosed, now, out);
+            }
+        }
+    }
+
+    /// A message (or the end) of the model's socket.
+    fn on_model(
+        &mut self,
+        msg: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>,
+        call: &mut CallState,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        match msg {
+            Some(Ok(WsMessage::Text(text))) => call.handle(Input::Model(text.as_str()), now, out),
+            Some(Ok(WsMessage::Close(frame))) => {
+                self.model_rx = None;
+                let why = format!("the model closed the session ({frame:?})");
+                call.handle(Input::ModelLost(why), now, out);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                self.model_rx = None;
+                call.handle(Input::ModelLost(e.to_string()), now, out);
+            }
+            None => {
+                self.model_rx = None;
+                let why = "the model connection ended".to_string();
+                call.handle(Input::ModelLost(why), now, out);
+            }
+        }
+    }
+
+    /// Everything else already read from either socket joins this wake-up,
+    /// so that what it produces goes out in one write and one flush per
+    /// socket. Bounded, so that one busy call cannot hold the thread.
+    fn take_ready(&mut self, call: &mut CallState, now: Instant, out: &mut Vec<Action>) {
+        for _ in 0..READY_PER_WAKE {
+            if call.phase() == Phase::Closed {
+                return;
+            }
+            let twilio = match self.twilio_rx.as_mut().map(|rx| rx.next().now_or_never()) {
+                Some(Some(msg)) => {
+                    self.on_twilio(msg, call, now, out);
+                    true
+                }
+                _ => false,
+            };
+            if call.phase() == Phase::Closed {
+                return;
+            }
+            let model = match self.model_rx.as_mut().map(|rx| rx.next().now_or_never()) {
+                Some(Some(msg)) => {
+                    self.on_model(msg, call, now, out);
+                    true
+                }
+                _ => false,
+            };
+            if !twilio && !model {
+                return;
+            }
+        }
     }
 
     /// Carry out the core's actions in order; frames are fed as they come

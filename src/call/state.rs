@@ -15,11 +15,14 @@
 //! started, its words waiting to be heard, how much of it a barge-in let
 //! through, whether its line was written) is one `AgentItem` in one map.
 //!
-//! Hot path: a Twilio `media` frame becomes one `input_audio_buffer.append`,
-//! and a model audio delta a Twilio `media` plus a `mark`. Frames are parsed
-//! borrowed (`twilio::stream`, `realtime::events`), audio is never decoded,
-//! and each outgoing message is one `String`, moved into its [`Action`] and
-//! from there into the socket.
+//! Hot path: a Twilio `media` frame becomes one `input_audio_buffer.append`
+//! (or, with `RESERVOICE_APPEND_MS` above 20, frames are joined into one
+//! append per that many ms: the only place audio is decoded, because base64
+//! with padding cannot be concatenated), and a model audio delta a Twilio
+//! `media` plus a `mark` (or a mark per `RESERVOICE_MARK_MS` of audio and at
+//! the end of each item). Frames are parsed borrowed (`twilio::stream`,
+//! `realtime::events`), and each outgoing message is one `String`, moved into
+//! its [`Action`] and from there into the socket.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -53,6 +56,10 @@ pub const APOLOGY_WAIT: Duration = Duration::from_secs(5);
 pub const LAST_WORDS: Duration = Duration::from_millis(300);
 /// Playback item ids of keypad tones (never a model item).
 const DTMF_ITEM: &str = "dtmf_";
+/// Milliseconds of audio in one Twilio `media` frame.
+const TWILIO_FRAME_MS: u64 = 20;
+/// mu-law at 8 kHz.
+const BYTES_PER_MS: u64 = super::playback::BYTES_PER_MS;
 
 /// What the core is told about one call when it starts.
 #[derive(Debug, Clone)]
@@ -268,6 +275,8 @@ pub struct CallState {
     last_activity: Instant,
     bad_frames: u64,
     truncate_seq: u64,
+    /// The callee's audio not yet appended (with `append_ms` above 20).
+    inbound: Vec<u8>,
 }
 
 impl CallState {
@@ -294,6 +303,7 @@ impl CallState {
             history: Vec::new(),
             bad_frames: 0,
             truncate_seq: 0,
+            inbound: Vec::new(),
         }
     }
 
@@ -445,9 +455,32 @@ impl CallState {
                     self.count_bad_frame();
                     return;
                 }
-                let mut append = String::with_capacity(media.payload.len() + 56);
-                rt::input_audio_append(&media.payload, &mut append);
-                out.push(Action::Model(append));
+                if self.setup.timings.append_ms <= TWILIO_FRAME_MS {
+                    // Twilio's frame as is: no decoding.
+                    let mut append = String::with_capacity(media.payload.len() + 56);
+                    rt::input_audio_append(&media.payload, &mut append);
+                    out.push(Action::Model(append));
+                } else {
+                    // Joined frames: base64 text cannot be concatenated
+                    // (each 160-byte frame ends in padding), so the bytes are.
+                    let before = self.inbound.len();
+                    let b64 = base64::engine::general_purpose::STANDARD;
+                    if b64
+                        .decode_vec(media.payload.as_bytes(), &mut self.inbound)
+                        .is_err()
+                    {
+                        self.inbound.truncate(before);
+                        self.count_bad_frame();
+                        return;
+                    }
+                    let due = self.setup.timings.append_ms * BYTES_PER_MS;
+                    if self.inbound.len() as u64 >= due {
+                        let mut append = String::with_capacity(self.inbound.len() * 4 / 3 + 60);
+                        rt::input_audio_append_bytes(&self.inbound, &mut append);
+                        self.inbound.clear();
+                        out.push(Action::Model(append));
+                    }
+                }
                 if let (true, Some(ts)) = (self.setup.record, timestamp) {
                     out.push(Action::Record(Audio::Inbound(
                         ts,
@@ -506,7 +539,10 @@ impl CallState {
                 delta,
                 ..
             } => self.on_audio_delta(&response_id, &item_id, &delta, now, out),
-            ServerEvent::AudioDone { item_id, .. } => self.playback.audio_done(&item_id),
+            ServerEvent::AudioDone { item_id, .. } => {
+                self.mark_tail(out);
+                self.playback.audio_done(&item_id);
+            }
             ServerEvent::SpeechStarted {
                 audio_start_ms,
                 item_id,
@@ -628,17 +664,31 @@ impl CallState {
             }
         }
         let bytes = rt::base64_decoded_len(delta) as u64;
-        let mark_name = self.playback.audio_sent(item_id, bytes, clock_ms);
+        let every_ms = self.setup.timings.mark_ms;
+        let mark_name = self
+            .playback
+            .audio_sent_every(item_id, bytes, clock_ms, every_ms);
         let mut media = String::with_capacity(delta.len() + 96);
         ts::media(&self.setup.stream_sid, delta, &mut media);
         out.push(Action::Twilio(media));
-        out.push(Action::Twilio(ts::mark(&self.setup.stream_sid, &mark_name)));
+        if let Some(name) = mark_name {
+            out.push(Action::Twilio(ts::mark(&self.setup.stream_sid, &name)));
+        }
         if self.setup.record {
             out.push(Action::Record(Audio::Outbound(clock_ms, delta.to_string())));
         }
     }
 
+    /// Mark the agent audio sent since the last mark (its item ended).
+    fn mark_tail(&mut self, out: &mut Vec<Action>) {
+        if let Some(name) = self.playback.mark_tail() {
+            out.push(Action::Twilio(ts::mark(&self.setup.stream_sid, &name)));
+        }
+    }
+
     fn on_response_done(&mut self, response: ResponseRef<'_>, now: Instant, out: &mut Vec<Action>) {
+        // Its audio is over even if `output_audio.done` went missing.
+        self.mark_tail(out);
         let reply = self
             .replies
             .remove(response.id.as_ref())

@@ -1,16 +1,18 @@
 //! `reservoice bench`: size a machine. Starts the Realtime and Twilio REST
 //! stand-ins on fixed loopback ports, prints the `serve` command line that
 //! uses them, waits for that server, then runs N simulated calls against it
-//! (or, with `--floor`, against a bridge-less echo) and reports the audio
-//! round trip per frame and, with `--pid`, the server's CPU and memory.
+//! (or, with `--floor`, against the bridge-less floor) in echo or realistic
+//! traffic and reports the audio latencies and, with `--pid`, the server's
+//! (or the floor's) CPU and memory. `--serve-floor PORT` runs only the
+//! floor, so that it can be pinned and measured as a process of its own.
 //! See docs/PERFORMANCE.md.
 
 use std::time::Duration;
 
 use super::render::exit;
 use super::ServerArgs;
-use crate::bench::standins::{FakeTwilio, FloorEcho, ModelEcho};
-use crate::bench::{self, LoadConfig, Target, ACCOUNT_SID, FROM_NUMBER};
+use crate::bench::standins::{floor_url, FakeTwilio, Floor, ModelStandIn};
+use crate::bench::{self, LoadConfig, Target, Traffic, ACCOUNT_SID, FROM_NUMBER};
 
 /// Arguments of `bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,9 +41,20 @@ pub struct BenchArgs {
     /// Seconds to wait for the server to answer /healthz
     #[arg(long, default_value_t = 120.0)]
     pub wait: f64,
-    /// Measure the floor: the same load against a built-in echo, no server
+    /// What the callee and the model do: echo every frame (full duplex, the
+    /// worst case) or talk in turns (realistic)
+    #[arg(long, value_enum, default_value_t = Traffic::Echo)]
+    pub traffic: Traffic,
+    /// Measure the floor: the same load against a bridge-less floor, no server
     #[arg(long)]
     pub floor: bool,
+    /// With --floor: use the floor already running on this loopback port
+    /// (`--serve-floor`) instead of one inside the bench
+    #[arg(long, requires = "floor")]
+    pub floor_port: Option<u16>,
+    /// Run only the floor on this loopback port, until Ctrl-C or SIGTERM
+    #[arg(long, value_name = "PORT", conflicts_with_all = ["floor", "news"])]
+    pub serve_floor: Option<u16>,
     /// Measure instead the call news delay between two instances sharing
     /// this PostgreSQL server (a user who may create databases; a scratch
     /// database is created and dropped): --calls live calls, a line every --line-every
@@ -74,6 +87,9 @@ pub async fn run(args: BenchArgs) -> i32 {
             return exit::INVALID;
         }
     };
+    if let Some(port) = args.serve_floor {
+        return serve_floor(port, args.traffic).await;
+    }
     if args.calls == 0 {
         eprintln!("reservoice bench: --calls must be at least 1");
         return exit::INVALID;
@@ -103,16 +119,57 @@ pub async fn run(args: BenchArgs) -> i32 {
         auth_token,
         server_pid: args.pid,
         drain: Duration::from_secs(2),
+        traffic: args.traffic,
     };
     let result = if args.floor {
-        run_floor(&config).await
+        run_floor(&config, args.floor_port).await
     } else {
         run_server(&args, &config, wait).await
     };
     conclude(result.map(|r| {
-        let clean = r.calls_failed == 0 && r.frames_lost == 0;
+        let clean = r.calls_failed == 0 && r.frames_lost == 0 && r.turns_unanswered == 0;
         (r.render(), r.json_line(), clean)
     }))
+}
+
+/// `--serve-floor PORT`: the floor alone, until Ctrl-C or SIGTERM.
+async fn serve_floor(port: u16, traffic: Traffic) -> i32 {
+    let floor = match Floor::start(port, traffic).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("reservoice bench: {e:#}");
+            return exit::ERROR;
+        }
+    };
+    eprintln!(
+        "floor ({} traffic) listening at {}",
+        traffic.name(),
+        floor.stream_url()
+    );
+    let stop = async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    stop.await;
+    floor.shutdown().await;
+    exit::BOOKED
 }
 
 /// Print a report (text, then one JSON line); exit 0 when `clean`.
@@ -156,14 +213,30 @@ async fn run_news(
     }))
 }
 
-async fn run_floor(config: &LoadConfig) -> anyhow::Result<bench::Report> {
-    let floor = FloorEcho::start(0).await?;
+async fn run_floor(config: &LoadConfig, port: Option<u16>) -> anyhow::Result<bench::Report> {
+    if let Some(port) = port {
+        let stream_url = floor_url(port);
+        eprintln!(
+            "floor: {} calls ({} traffic) against the floor at {stream_url}",
+            config.calls,
+            config.traffic.name()
+        );
+        return bench::run(config, Target::Floor { stream_url }).await;
+    }
+    let floor = Floor::start(0, config.traffic).await?;
     eprintln!(
-        "floor: {} calls against the built-in echo at {}",
+        "floor: {} calls ({} traffic) against the built-in floor at {}",
         config.calls,
+        config.traffic.name(),
         floor.stream_url()
     );
-    let report = bench::run(config, Target::Floor(&floor)).await;
+    let report = bench::run(
+        config,
+        Target::Floor {
+            stream_url: floor.stream_url(),
+        },
+    )
+    .await;
     floor.shutdown().await;
     report
 }
@@ -173,7 +246,7 @@ async fn run_server(
     config: &LoadConfig,
     wait: Duration,
 ) -> anyhow::Result<bench::Report> {
-    let model = ModelEcho::start(args.realtime_port).await?;
+    let model = ModelStandIn::start(args.realtime_port, config.traffic).await?;
     let twilio = FakeTwilio::start(args.twilio_port).await?;
     let server = args.server.server.trim_end_matches('/');
     let bind = server
@@ -210,6 +283,7 @@ async fn run_server(
             api_base: server,
             api_token: args.server.api_token.as_deref(),
             twilio: &twilio,
+            model: model.stats(),
         },
     )
     .await;

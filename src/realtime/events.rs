@@ -332,6 +332,16 @@ pub fn input_audio_append(audio_b64: &str, out: &mut String) {
     out.push_str(r#""}"#);
 }
 
+/// `input_audio_buffer.append` of raw audio bytes (several Twilio frames
+/// joined), base64-encoded straight into `out`.
+pub fn input_audio_append_bytes(audio: &[u8], out: &mut String) {
+    use base64::Engine;
+    out.clear();
+    out.push_str(r#"{"type":"input_audio_buffer.append","audio":""#);
+    base64::engine::general_purpose::STANDARD.encode_string(audio, out);
+    out.push_str(r#""}"#);
+}
+
 /// `conversation.item.truncate`: the agent's item was heard only up to `audio_end_ms`.
 pub fn item_truncate(event_id: &str, item_id: &str, audio_end_ms: u64) -> String {
     json!({"type": "conversation.item.truncate", "event_id": event_id, "item_id": item_id, "content_index": 0, "audio_end_ms": audio_end_ms}).to_string()

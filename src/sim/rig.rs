@@ -107,6 +107,10 @@ pub struct RigOptions {
     pub key_press_update: KeyPressUpdate,
     /// The server's `RESERVOICE_LANGUAGE` (None: the number's language).
     pub language: Option<String>,
+    /// `RESERVOICE_APPEND_MS`: the callee's audio per message to the model.
+    pub append_ms: u64,
+    /// `RESERVOICE_MARK_MS`: agent audio between two Twilio marks.
+    pub mark_ms: u64,
 }
 
 impl Default for RigOptions {
@@ -133,6 +137,8 @@ impl Default for RigOptions {
             dtmf: crate::config::DtmfMode::default(),
             key_press_update: KeyPressUpdate::default(),
             language: None,
+            append_ms: crate::config::DEFAULT_APPEND_MS,
+            mark_ms: crate::config::DEFAULT_MARK_MS,
         }
     }
 }
@@ -303,6 +309,8 @@ impl Rig {
             voicemail: options.voicemail,
             record: options.record,
             dtmf: options.dtmf,
+            append_ms: options.append_ms,
+            mark_ms: options.mark_ms,
         };
         let mut settings = args.clone().resolve().context("simulated settings")?;
         if let Some(lease) = options.lease {

@@ -860,3 +860,69 @@ fn cut_lines_keep_the_heard_words() {
     assert_eq!(cut_text("one two, three four", 100, 1000), "");
     assert_eq!(cut_text("one two, three four", 600, 1000), "one two…");
 }
+
+fn tuned(append_ms: u64, mark_ms: u64) -> CallSetup {
+    CallSetup {
+        timings: CallTimings {
+            append_ms,
+            mark_ms,
+            ..CallTimings::default()
+        },
+        ..setup()
+    }
+}
+
+#[test]
+#[rustfmt::skip]
+fn frames_are_joined_into_one_append_per_append_ms() {
+    let mut out = Vec::new();
+    let t0 = Instant::now();
+    let mut call = CallState::new(tuned(60, 0), t0);
+    let mut appends = Vec::new();
+    for n in 0..7u64 {
+        let f = frame(&In::Media(n * 20)).unwrap();
+        call.handle(Input::Twilio(&f), t0, &mut out);
+        for a in out.drain(..) {
+            let Action::Model(text) = a else { panic!("{a:?}") };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["type"], "input_audio_buffer.append");
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v["audio"].as_str().unwrap())
+                .unwrap();
+            appends.push((n, bytes));
+        }
+    }
+    // Three 20 ms frames per append: after the 3rd and the 6th; the 7th waits.
+    assert_eq!(appends.iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec![2, 5]);
+    assert!(appends.iter().all(|(_, b)| b.len() == 480 && b.iter().all(|&x| x == 0xFF)));
+    // A payload that is not base64 is refused without spoiling the next append.
+    let bad = json!({"event": "media", "streamSid": SID, "media": {"timestamp": "140", "payload": "A==="}})
+        .to_string();
+    call.handle(Input::Twilio(&bad), t0, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(call.bad_frames(), 1);
+}
+
+#[test]
+#[rustfmt::skip]
+fn marks_every_200_ms_and_at_the_end_of_the_item_keep_the_barge_in_exact() {
+    play(
+        tuned(20, 200),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, In::Created("resp_1"), &[]),
+            At(1000, In::Delta("resp_1", "item_a1", 100), &["twilio media 100ms"]),
+            At(1000, In::Delta("resp_1", "item_a1", 100), &["twilio media 100ms", "twilio mark item_a1:200:m1"]),
+            At(1000, In::Delta("resp_1", "item_a1", 100), &["twilio media 100ms"]),
+            At(1010, In::AudioDone("resp_1", "item_a1"), &["twilio mark item_a1:300:m2"]),
+            At(1200, In::Media(1200), &["model append"]),
+            At(1200, In::Mark("item_a1:200:m1"), &[]),
+            At(1260, In::Media(1260), &["model append"]),
+            At(1260, In::SpeechStarted("item_c1", 1260), &["twilio clear", "model truncate item_a1@260"]),
+            At(1300, In::Mark("item_a1:300:m2"), &[]),
+            At(1400, In::Delta("resp_2", "item_a2", 100), &["twilio media 100ms"]),
+            // No `output_audio.done`: `response.done` marks the end.
+            At(1410, In::Done("resp_2"), &["twilio mark item_a2:100:m3"]),
+        ],
+    );
+}
