@@ -26,6 +26,10 @@ pub struct DemoArgs {
     /// With --web: the loopback port of the page (another free one if taken)
     #[arg(long, default_value_t = 8080, requires = "web")]
     pub port: u16,
+    /// How the agent's key presses reach the simulated phone menu: Twilio
+    /// plays them (a call update, then a new stream) or tones in the stream
+    #[arg(long, env = "RESERVOICE_DTMF", value_enum, default_value_t = crate::config::DtmfMode::Twilio)]
+    pub dtmf: crate::config::DtmfMode,
 }
 
 /// Run the demo; the exit code is what `call` would return.
@@ -105,6 +109,7 @@ fn world(args: &DemoArgs) -> RigOptions {
         scenario: args.scenario,
         timezone: crate::config::local_timezone(),
         openai_api_key: args.openai_api_key.clone().filter(|k| !k.trim().is_empty()),
+        dtmf: args.dtmf,
         ..Default::default()
     }
 }

@@ -107,6 +107,10 @@ pub struct RigOptions {
     pub key_press_update: KeyPressUpdate,
     /// The server's `RESERVOICE_LANGUAGE` (None: the number's language).
     pub language: Option<String>,
+    /// Where Twilio reaches the server (`--public-url`); default: the
+    /// server's own address. A test puts a proxy here to send some of
+    /// Twilio's connections (a call's next stream) to another instance.
+    pub public_url: Option<String>,
     /// `RESERVOICE_APPEND_MS`: the callee's audio per message to the model.
     pub append_ms: u64,
     /// `RESERVOICE_MARK_MS`: agent audio between two Twilio marks.
@@ -137,6 +141,7 @@ impl Default for RigOptions {
             dtmf: crate::config::DtmfMode::default(),
             key_press_update: KeyPressUpdate::default(),
             language: None,
+            public_url: None,
             append_ms: crate::config::DEFAULT_APPEND_MS,
             mark_ms: crate::config::DEFAULT_MARK_MS,
         }
@@ -288,7 +293,12 @@ impl Rig {
             openai_realtime_model: "gpt-realtime-2.1".into(),
             openai_transcription_model: "gpt-4o-mini-transcribe".into(),
             voice: "marin".into(),
-            public_url: Some(server_url.clone()),
+            public_url: Some(
+                options
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| server_url.clone()),
+            ),
             bind: server_addr.to_string(),
             api_token: options.api_token.clone(),
             database_url: Some(options.database_url.clone().unwrap_or_else(|| {

@@ -390,6 +390,38 @@ impl CallStore {
         .map_err(db("reading a call token"))
     }
 
+    /// Claim stream number `stream_number` of call `id` as its newest (a
+    /// stream after a key press through Twilio). `false` when the call is
+    /// unknown or a stream that new, or newer, was claimed already: the
+    /// stream is stale or repeated, and the call is not this stream's.
+    pub async fn claim_stream(&self, id: &str, stream_number: u32) -> Result<bool, StoreError> {
+        let t = Utc::now();
+        let claimed = with_db!(&self.db, pool => {
+            sqlx::query("UPDATE calls SET stream_number = $1, updated_at = $2 WHERE id = $3 AND stream_number < $1")
+                .bind(i64::from(stream_number))
+                .bind(t)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(db("claiming a call's new stream"))?;
+        Ok(claimed > 0)
+    }
+
+    /// The newest stream number claimed for call `id` (1 until a key press
+    /// through Twilio opened another), `None` for an unknown call.
+    pub async fn newest_stream(&self, id: &str) -> Result<Option<u32>, StoreError> {
+        let n: Option<i64> = with_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT CAST(stream_number AS BIGINT) FROM calls WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(db("reading a call's newest stream"))?;
+        Ok(n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
     /// One call with its transcript.
     pub async fn get(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
         let Some(mut record) = self.record_without_transcript(id).await? else {
