@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use secrecy::SecretString;
 
-use crate::domain::PhoneNumber;
+use crate::domain::{Language, PhoneNumber};
 
 /// A setting is missing or malformed; the message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +232,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Zone for reservations that name none.
     pub timezone: Tz,
+    /// Language of calls whose request names none (`RESERVOICE_LANGUAGE`);
+    /// `None`: the main language of the restaurant's country.
+    pub language: Option<Language>,
     /// Turn off Twilio signature checks (local experiments only).
     pub skip_signature: bool,
     /// Largest party accepted.
@@ -347,6 +350,9 @@ pub struct SettingsArgs {
     /// IANA time zone of restaurants when a request names none (default: this machine's)
     #[arg(long, env = "RESERVOICE_TIMEZONE")]
     pub timezone: Option<String>,
+    /// Language restaurants are spoken to in when a request names none, as a BCP 47 tag (fr, es-MX); default: the main language of the number's country
+    #[arg(long, env = "RESERVOICE_LANGUAGE")]
+    pub language: Option<String>,
     /// Accept Twilio requests without a valid signature (local experiments only)
     #[arg(long, env = "RESERVOICE_INSECURE_SKIP_SIGNATURE")]
     pub insecure_skip_signature: bool,
@@ -407,6 +413,7 @@ impl Default for SettingsArgs {
             database_url: None,
             data_dir: None,
             timezone: None,
+            language: None,
             insecure_skip_signature: false,
             max_call_secs: 600,
             max_silence_secs: 60,
@@ -549,6 +556,20 @@ pub fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".reservoice"))
 }
 
+impl Settings {
+    /// The limits a reservation request is checked against on this server
+    /// (zone, party size, dialling, language), so every door (the API, the
+    /// web page, the simulator's helpers) checks the same way.
+    pub fn request_rules(&self) -> crate::domain::reservation::RequestRules {
+        crate::domain::reservation::RequestRules {
+            default_timezone: self.timezone,
+            max_party_size: self.max_party_size,
+            dial_policy: self.dial_policy.clone(),
+            default_language: self.language,
+        }
+    }
+}
+
 impl SettingsArgs {
     /// Check and type every setting; the first missing or bad one is named.
     pub fn resolve(&self) -> Result<Settings, ConfigError> {
@@ -613,6 +634,17 @@ impl SettingsArgs {
             })?,
             None => local_timezone(),
         };
+        let language = self
+            .language
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Language::parse)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid {
+                var: "RESERVOICE_LANGUAGE",
+                problem: e.to_string(),
+            })?;
         let largest = crate::domain::PartySize::LARGEST;
         if !(1..=largest).contains(&self.max_party_size) {
             return Err(ConfigError::Invalid {
@@ -644,6 +676,7 @@ impl SettingsArgs {
             },
             data_dir,
             timezone,
+            language,
             skip_signature: self.insecure_skip_signature,
             max_party_size: self.max_party_size,
             dial_policy: crate::domain::phone::DialPolicy::parse_allow_list(
@@ -732,6 +765,25 @@ mod tests {
         let mut a = args();
         a.dtmf = DtmfMode::Inband;
         assert_eq!(a.resolve().unwrap().dtmf, DtmfMode::Inband);
+    }
+
+    #[test]
+    fn the_servers_call_language_is_a_supported_tag_or_none() {
+        assert_eq!(args().resolve().unwrap().language, None);
+        let mut a = args();
+        a.language = Some(" ".into());
+        assert_eq!(a.resolve().unwrap().language, None);
+        a.language = Some("es-MX".into());
+        assert_eq!(
+            a.resolve().unwrap().language.map(|l| l.to_string()),
+            Some("es-MX".into())
+        );
+        a.language = Some("tlh".into());
+        let e = a.resolve().unwrap_err().to_string();
+        assert!(
+            e.starts_with("RESERVOICE_LANGUAGE is invalid: 'tlh' is not a supported language; supported: en (English), fr (French)"),
+            "{e}"
+        );
     }
 
     #[test]

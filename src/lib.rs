@@ -17,14 +17,17 @@
 //! - [`domain`]: the nouns, valid by construction: phone numbers, the
 //!   reservation and its round trip through TwiML parameters, what marks a
 //!   later stream of the same call, dates people type, the restaurant's time
-//!   zone and language from its number, dates and times said in that
-//!   language, the outcome, who answered (AMD), the call record.
+//!   zone and language from its number (the language a request, the
+//!   server's setting or the number chooses travels with the call), dates and
+//!   times said in that language, the outcome, who answered (AMD), the call
+//!   record.
 //! - [`contract`]: the HTTP contract of `/api/*` shared by the server and its
 //!   clients: the live events of a call and the error bodies.
 //! - [`dialer`]: placing a call (TwiML with the reservation, Twilio's create
 //!   request, the record; a refusal recorded too), whoever asks for it.
 //! - [`phrases`]: what the restaurant hears from the server itself (apologies,
-//!   disclosure, voicemail message, the brief's language rule), per language.
+//!   disclosure, the opening request, voicemail message, the brief's language
+//!   rule), per language; a call uses its own language's.
 //! - [`twilio`]: REST client, TwiML (the stream, the key press, the
 //!   apology), Media Stream wire types, signatures.
 //! - [`realtime`]: the OpenAI Realtime (GA) wire types and connection.

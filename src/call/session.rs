@@ -307,6 +307,7 @@ async fn run_session(
         time = %reservation.slot.time.format("%H:%M"),
         timezone = %reservation.slot.timezone.name(),
         flexibility_min = reservation.flexibility.get(),
+        language = %reservation.language,
         "agent briefed: {}",
         reservation.summary()
     );
@@ -315,9 +316,10 @@ async fn run_session(
     let lease = ctx.store.hold_lease(&call_sid);
 
     let (writes, writer) = spawn_writer(ctx.store.clone(), call_sid.clone());
-    // What the restaurant hears from the server itself. English for now: the
-    // call's own language is chosen by the language work (issue 12).
-    let spoken = Phrases::new(Language::ENGLISH);
+    // What the restaurant hears from the server itself, in the call's
+    // language (it travelled in the stream's parameters).
+    let language = reservation.language;
+    let spoken = Phrases::new(language);
     let brief = Brief::with_options(
         &reservation,
         Utc::now(),
@@ -326,7 +328,7 @@ async fn run_session(
             voicemail: ctx.settings.voicemail,
         },
     );
-    let model = match open_model(&ctx, &brief).await {
+    let model = match open_model(&ctx, &brief, language).await {
         Ok(m) => m,
         Err(e) => {
             warn!(error = %e, "Realtime API unavailable; ending the call politely");
@@ -336,7 +338,7 @@ async fn run_session(
                 Outcome::bare(OutcomeStatus::Failed, Some(why)),
                 OutcomeWrite::Fallback,
             ));
-            apologise_and_hang_up(&ctx, &call_sid, spoken.apology_technical()).await;
+            apologise_and_hang_up(&ctx, &call_sid, spoken.apology_technical(), language).await;
             drop(writes);
             let _ = writer.await;
             return;
@@ -380,6 +382,7 @@ async fn run_session(
         ctx,
         call_sid,
         brief,
+        language,
         stream_params: start.custom_parameters,
         twilio_tx,
         twilio_rx: Some(twilio_rx),
@@ -423,16 +426,18 @@ impl From<Write> for CallWrite {
 }
 
 /// Open the model session, trying a second time after a short pause.
+/// `language` is the call's: the hint for transcribing the restaurant.
 async fn open_model(
     ctx: &CallContext,
     brief: &Brief,
+    language: Language,
 ) -> Result<RealtimeConnection, realtime::RealtimeError> {
-    match open_model_once(ctx, brief).await {
+    match open_model_once(ctx, brief, language).await {
         Ok(ws) => Ok(ws),
         Err(first) => {
             warn!(error = %first, "Realtime API unavailable; trying once more");
             tokio::time::sleep(Duration::from_millis(500)).await;
-            open_model_once(ctx, brief).await
+            open_model_once(ctx, brief, language).await
         }
     }
 }
@@ -440,10 +445,12 @@ async fn open_model(
 async fn open_model_once(
     ctx: &CallContext,
     brief: &Brief,
+    language: Language,
 ) -> Result<RealtimeConnection, realtime::RealtimeError> {
     let settings = &ctx.settings.realtime;
     let mut ws = realtime::connect(settings).await?;
-    let update = realtime::client::session_update(settings, brief.as_str(), tools::definitions());
+    let update =
+        realtime::client::session_update(settings, brief.as_str(), tools::definitions(), language);
     ws.send(WsMessage::text(update))
         .await
         .map_err(|e| realtime::RealtimeError::Unreachable {
@@ -472,9 +479,10 @@ async fn end_unusable(ctx: &CallContext, call_sid: &str, e: ParameterError) {
     }
 }
 
-/// Replace the call's TwiML with a short apology and a hang-up.
-async fn apologise_and_hang_up(ctx: &CallContext, call_sid: &str, text: &str) {
-    let twiml = crate::twilio::twiml::say_and_hangup(text);
+/// Replace the call's TwiML with a short apology and a hang-up, said in the
+/// call's language by a voice that speaks it.
+async fn apologise_and_hang_up(ctx: &CallContext, call_sid: &str, text: &str, language: Language) {
+    let twiml = crate::twilio::twiml::say_and_hangup_in(text, &language);
     if let Err(e) = ctx.twilio.redirect_twiml(call_sid, &twiml).await {
         warn!(error = %e, "could not redirect the call to the apology; hanging up");
         let _ = ctx.twilio.hang_up(call_sid).await;
@@ -520,6 +528,9 @@ struct Driver {
     call_sid: String,
     /// The instructions (kept to brief a new session after a reconnect).
     brief: Brief,
+    /// The call's language: the transcription hint of a new session, the
+    /// language and voice of the apology `<Say>`.
+    language: Language,
     twilio_tx: TwilioSink,
     /// `None` once Twilio's side ended.
     twilio_rx: Option<TwilioStream>,
@@ -793,7 +804,7 @@ impl Driver {
                     }
                     Action::HangUp => self.hang_up(),
                     Action::Apologise(text) => {
-                        apologise_and_hang_up(&self.ctx, &self.call_sid, text).await;
+                        apologise_and_hang_up(&self.ctx, &self.call_sid, text, self.language).await;
                     }
                     Action::ReconnectModel => {
                         let input = self.reconnect().await;
@@ -895,7 +906,7 @@ impl Driver {
 
     /// Open a new model session with the same brief.
     async fn reconnect(&mut self) -> Input<'static> {
-        match open_model(&self.ctx, &self.brief).await {
+        match open_model(&self.ctx, &self.brief, self.language).await {
             Ok(ws) => {
                 let (tx, rx) = ws.split();
                 self.model_tx = tx;

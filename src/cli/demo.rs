@@ -94,7 +94,7 @@ async fn run_web(args: DemoArgs, real_model: bool) -> i32 {
     println!("  The reservoice page: {}/", rig.server_url);
     println!();
     println!(
-        "Open it in a browser and place calls from its form. They go to simulated restaurants on this machine (each behaves differently: booked, another time offered, interrupted, a phone menu, an answering machine, busy, no answer); the agent is {}. Calls are recorded, and kept until the demo stops.",
+        "Open it in a browser and place calls from its form. They go to simulated restaurants on this machine (each behaves differently: booked, another time offered, interrupted, a phone menu, an answering machine, busy, no answer, and a restaurant in Paris whose host speaks French); the agent is {}. Calls are recorded, and kept until the demo stops.",
         agent_words(real_model)
     );
     println!("Press Ctrl-C to stop.");

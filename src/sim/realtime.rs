@@ -335,6 +335,18 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
                 reason: reason[..cut].to_string().into(),
             };
             let _ = tx.send(Message::Close(Some(frame))).await;
+            // Finish the closing handshake: read (and drop) what the client
+            // still sends until its own close. Dropping the socket with its
+            // frames unread would reset the connection, and the client could
+            // lose our close frame (and its reason) before reading it.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(Ok(m)) = rx.next().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
             break;
         }
     }

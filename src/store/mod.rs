@@ -890,6 +890,7 @@ mod tests {
                 default_timezone: chrono_tz::Tz::UTC,
                 max_party_size: 20,
                 dial_policy: Default::default(),
+                default_language: None,
             },
             Utc::now(),
         )
