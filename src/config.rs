@@ -380,7 +380,14 @@ pub struct SettingsArgs {
     /// Milliseconds of agent audio between two Twilio marks (0: a mark after every model audio delta); barge-in stays exact either way
     #[arg(long, env = "RESERVOICE_MARK_MS", default_value_t = DEFAULT_MARK_MS, value_parser = clap::value_parser!(u64).range(0..=2000))]
     pub mark_ms: u64,
+    /// Seconds after which the live call of a server that stopped renewing its lease (it died) is finished by another instance; renewals come every quarter of this
+    #[arg(long, env = "RESERVOICE_LEASE_SECS", default_value_t = DEFAULT_LEASE_SECS)]
+    pub lease_secs: u64,
 }
+
+/// A live call's lease lasts this long by default (seconds): with renewals
+/// every 5 s, a holder must miss three before another instance takes over.
+pub const DEFAULT_LEASE_SECS: u64 = 20;
 
 impl Default for SettingsArgs {
     fn default() -> Self {
@@ -409,6 +416,7 @@ impl Default for SettingsArgs {
             voicemail: VoicemailPolicy::default(),
             record: false,
             dtmf: DtmfMode::default(),
+            lease_secs: DEFAULT_LEASE_SECS,
             append_ms: DEFAULT_APPEND_MS,
             mark_ms: DEFAULT_MARK_MS,
         }
@@ -442,13 +450,40 @@ mod default_tests {
                     a.record,
                     a.dtmf,
                     a.append_ms,
-                    a.mark_ms
+                    a.mark_ms,
+                    a.lease_secs
                 )
             )
         };
         assert_eq!(key(&d), key(&parsed));
         assert_eq!(d.twilio_api_base, parsed.twilio_api_base);
         assert_eq!(d.openai_realtime_model, parsed.openai_realtime_model);
+    }
+
+    #[test]
+    fn the_lease_setting_keeps_the_default_timings_and_scales_them() {
+        use crate::store::LeaseTimings;
+        use std::time::Duration;
+        let parse = |argv: &[&str]| Wrapper::try_parse_from(argv).map(|w| w.args);
+        let mut args = parse(&["serve"]).unwrap();
+        assert_eq!(args.lease_secs, 20);
+        args.twilio_account_sid = Some("AC1".into());
+        args.twilio_auth_token = Some("token".into());
+        args.twilio_from_number = Some("+15557654321".into());
+        args.openai_api_key = Some("sk-test".into());
+        args.public_url = Some("https://reservoice.example.com".into());
+        let settings = args.resolve().unwrap();
+        assert_eq!(settings.store.lease, LeaseTimings::default());
+        assert_eq!(settings.store.lease.renew_every, Duration::from_secs(5));
+        assert_eq!(settings.store.lease.reap_grace, Duration::from_secs(10));
+        args.lease_secs = 4;
+        let short = args.resolve().unwrap().store.lease;
+        assert_eq!(short.ttl, Duration::from_secs(4));
+        assert_eq!(short.renew_every, Duration::from_secs(1));
+        assert_eq!(short.retry_every, Duration::from_millis(400));
+        args.lease_secs = 1;
+        let refused = args.resolve().unwrap_err().to_string();
+        assert!(refused.contains("RESERVOICE_LEASE_SECS"), "{refused}");
     }
 
     #[test]
@@ -472,6 +507,18 @@ mod default_tests {
             "{refused}"
         );
     }
+}
+
+/// `RESERVOICE_LEASE_SECS` as a duration: at least 2 s (renewals every half
+/// second), at most an hour.
+fn lease_ttl(secs: u64) -> Result<Duration, ConfigError> {
+    if !(2..=3600).contains(&secs) {
+        return Err(ConfigError::Invalid {
+            var: "RESERVOICE_LEASE_SECS",
+            problem: format!("{secs}: must be between 2 and 3600 seconds"),
+        });
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 fn required(
@@ -591,7 +638,10 @@ impl SettingsArgs {
             bind,
             api_token,
             database_url: DatabaseUrl(database_url),
-            store: crate::store::StoreOptions::default(),
+            store: crate::store::StoreOptions {
+                lease: crate::store::LeaseTimings::lasting(lease_ttl(self.lease_secs)?),
+                ..crate::store::StoreOptions::default()
+            },
             data_dir,
             timezone,
             skip_signature: self.insecure_skip_signature,

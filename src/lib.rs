@@ -45,7 +45,8 @@
 //! - [`web`]: the web page at `/`: every call, one call live (transcript,
 //!   outcome, recording), a form to place one; sign-in with the API token.
 //! - [`sim`]: Twilio, the restaurant and the Realtime API, simulated on
-//!   loopback for `demo` and the tests.
+//!   loopback for `demo` and the tests; the telephone can route each kind of
+//!   request to a different instance of a fleet (`tests/e2e_fleet.rs`).
 //! - [`bench`]: the load benchmark behind `reservoice bench` (stand-ins for
 //!   Twilio and the model in echo or realistic traffic, a bridge-less floor,
 //!   N simulated Media Streams, latency percentiles; the call news delay

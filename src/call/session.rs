@@ -1,6 +1,7 @@
 //! The driver of one live call: the stream's start (with its token check),
 //! the model session, then one `select!` loop that turns socket messages,
-//! the answering-machine verdict, shutdown and the core's deadline into
+//! the answering-machine verdict (from the store's news), the loss of the
+//! call's lease, shutdown and the core's deadline into
 //! [`Input`]s for the call core ([`CallState`], `state.rs`) and carries out
 //! the [`Action`]s it returns. Each wake-up also takes every message already
 //! waiting on either socket, so that what they produce goes out in one write
@@ -40,7 +41,7 @@ use crate::domain::{
 };
 use crate::phrases::{CallFacts, Phrases};
 use crate::realtime::{self, RealtimeConnection};
-use crate::store::{spawn_writer, CallWrite};
+use crate::store::{spawn_writer, CallWrite, LeaseGuard};
 use crate::twilio::rest::{TwilioError, UpdateFailure};
 use crate::twilio::stream::{self as ts, StreamEvent};
 use crate::twilio::twiml;
@@ -309,7 +310,9 @@ async fn run_session(
         "agent briefed: {}",
         reservation.summary()
     );
-    let _lease = ctx.store.hold_lease(&call_sid);
+    // Held for the whole call: if this instance is judged dead, another
+    // finishes the record and the driver hears of it (`Input::LeaseLost`).
+    let lease = ctx.store.hold_lease(&call_sid);
 
     let (writes, writer) = spawn_writer(ctx.store.clone(), call_sid.clone());
     // What the restaurant hears from the server itself. English for now: the
@@ -386,6 +389,7 @@ async fn run_session(
         recorder,
         keys_update: None,
         rejoin: None,
+        lease,
     };
     let ignored = bad_frames + driver.run(call, first).await;
     if ignored > 0 {
@@ -499,6 +503,7 @@ enum Wake {
     Twilio(Option<Result<Message, axum::Error>>),
     Model(Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>),
     AnsweredBy(Option<AnsweredBy>),
+    LeaseLost,
     Shutdown,
     Timeout,
     /// Twilio's answer to the key-press update.
@@ -532,6 +537,8 @@ struct Driver {
     keys_update: Option<oneshot::Receiver<Result<(), TwilioError>>>,
     /// Waiting for the call's next stream (after a key-press update).
     rejoin: Option<Expected>,
+    /// The call's lease, renewed in the background until the driver ends.
+    lease: LeaseGuard,
 }
 
 /// Twilio's answer to the key-press update, once it comes.
@@ -564,6 +571,7 @@ impl Driver {
         let mut moved_poll = tokio::time::interval(MOVED_POLL);
         moved_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown_told = false;
+        let mut lease_lost = false;
         // One timer, moved only when the core's deadline moves.
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
@@ -585,6 +593,7 @@ impl Driver {
                 m = next_of(&mut self.twilio_rx) => Wake::Twilio(m),
                 m = next_of(&mut self.model_rx) => Wake::Model(m),
                 who = verdict(&mut self.amd) => Wake::AnsweredBy(who),
+                () = self.lease.lost(), if !lease_lost => Wake::LeaseLost,
                 () = shutdown.cancelled(), if !shutdown_told => Wake::Shutdown,
                 () = &mut sleep, if armed.is_some() => Wake::Timeout,
                 r = keys_answer(&mut self.keys_update) => Wake::KeysUpdate(r),
@@ -600,6 +609,10 @@ impl Driver {
                     if let Some(who) = who {
                         call.handle(Input::AnsweredBy(who), now, &mut out);
                     }
+                }
+                Wake::LeaseLost => {
+                    lease_lost = true;
+                    call.handle(Input::LeaseLost, now, &mut out);
                 }
                 Wake::Shutdown => {
                     shutdown_told = true;

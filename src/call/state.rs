@@ -148,6 +148,11 @@ pub enum Input<'a> {
     AnsweredBy(AnsweredBy),
     /// The drain time after a shutdown signal is over: end the call politely.
     Shutdown,
+    /// Another instance took the call over: this instance's lease on it
+    /// expired (it was judged dead, e.g. cut off from the database for too
+    /// long) and a reaper finished the record and hung up. The call closes at
+    /// once and writes nothing more, so the reaper's record stands.
+    LeaseLost,
     /// The deadline [`CallState::poll_timeout`] gave has come.
     Timeout,
     /// Twilio accepted the key-press update of [`Action::PressKeys`]: the
@@ -491,6 +496,7 @@ impl CallState {
         }
         match self.phase {
             Phase::Closed => return,
+            _ if matches!(input, Input::LeaseLost) => return self.on_lease_lost(out),
             Phase::Apologising { close_at } => {
                 // Only the end of the stream matters now.
                 let ended = match input {
@@ -540,7 +546,25 @@ impl CallState {
                     self.close(out);
                 }
             }
+            Input::LeaseLost => self.on_lease_lost(out),
         }
+    }
+
+    /// The record is the reaper's now (finished `failed`, the line hung up
+    /// through Twilio's REST API): close without a line, an outcome or an
+    /// apology, whatever phase the call was in. What is still waiting to be
+    /// heard is dropped, and said so in the log.
+    fn on_lease_lost(&mut self, out: &mut Vec<Action>) {
+        let unwritten = self
+            .items
+            .values()
+            .filter(|i| matches!(i.line, AgentLine::Pending(_)))
+            .count();
+        warn!(
+            unwritten,
+            "another instance finished this call (its lease was lost); closing without writing"
+        );
+        self.close(out);
     }
 
     /// Greeting, talking or finishing: the limits apply and the call may

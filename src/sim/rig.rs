@@ -318,6 +318,7 @@ impl Rig {
             dtmf: options.dtmf,
             append_ms: options.append_ms,
             mark_ms: options.mark_ms,
+            lease_secs: crate::config::DEFAULT_LEASE_SECS,
         };
         let mut settings = args.clone().resolve().context("simulated settings")?;
         if let Some(lease) = options.lease {

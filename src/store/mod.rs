@@ -869,6 +869,7 @@ mod tests {
         the_verdict_reaches_a_session_on_another_instance,
         a_dead_instances_call_is_reaped_once_and_stays_failed,
         a_renewed_lease_is_never_reaped,
+        a_holder_hears_that_its_lease_was_taken,
         the_writer_keeps_the_order_of_what_was_said,
         a_calls_newest_stream_is_claimed_once_and_never_goes_back,
     );
@@ -1350,6 +1351,42 @@ mod tests {
         let after = reaper.get("CA11").await.unwrap().unwrap();
         assert_eq!(after.status, CallStatus::Completed);
         assert_eq!(after.outcome.unwrap().status, OutcomeStatus::Booked);
+    }
+
+    async fn a_holder_hears_that_its_lease_was_taken(b: &Backend) {
+        let holder = b.open().await;
+        let reaper = b.open().await;
+        live_call(&holder, "CA13").await;
+        live_call(&holder, "CA14").await;
+        let mut guard = holder.hold_lease("CA13");
+        let mut kept = holder.hold_lease("CA14");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Judged dead (as if its renewals had stopped reaching the database):
+        // the lease now names another holder and has expired; a reaper takes it.
+        with_db!(&reaper.db, pool => {
+            sqlx::query("UPDATE call_leases SET holder = $1, expires_ms = 0 WHERE call_id = $2")
+                .bind("gone")
+                .bind("CA13")
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .unwrap();
+        let reaped = reap_until_found(&reaper).await;
+        assert_eq!(reaped.len(), 1, "{reaped:?}");
+        assert_eq!(reaped[0].id, "CA13");
+        tokio::time::timeout(Duration::from_secs(10), guard.lost())
+            .await
+            .expect("the holder hears that its lease was taken");
+        // The other call's lease is still its own.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(600), kept.lost())
+                .await
+                .is_err(),
+            "a lease still held is not lost"
+        );
+        let r = reaper.get("CA13").await.unwrap().unwrap();
+        assert_eq!(r.status, CallStatus::Failed);
     }
 
     async fn the_writer_keeps_the_order_of_what_was_said(b: &Backend) {

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+#[allow(dead_code)] // only the fleet tests start several processes
+pub mod fleet;
 #[allow(dead_code)] // only the PostgreSQL tests cut their database
 pub mod proxy;
 #[allow(dead_code)] // only the key-press tests switch instances

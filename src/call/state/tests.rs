@@ -66,6 +66,8 @@ enum In {
     Amd(AnsweredBy),
     /// The drain time is over.
     Shutdown,
+    /// Another instance reaped the call (its lease was lost).
+    LeaseLost,
     /// The core's deadline (or any time: the core checks).
     Timeout,
     /// Twilio accepted the key-press update.
@@ -156,6 +158,7 @@ fn input<'a>(given: &In, frame: &'a Option<String>) -> Input<'a> {
         In::ReconnectFailed => Input::ModelReconnectFailed,
         In::Amd(who) => Input::AnsweredBy(*who),
         In::Shutdown => Input::Shutdown,
+        In::LeaseLost => Input::LeaseLost,
         In::Timeout => Input::Timeout,
         In::KeysAccepted => Input::KeysAccepted,
         In::KeysRefused => Input::KeysFailed(UpdateFailure::Refused, "Too Many Requests".into()),
@@ -853,6 +856,51 @@ fn shutdown_ends_a_live_call_politely_but_not_one_hanging_up() {
             At(1000, In::Amd(AnsweredBy::Fax), &["outcome voicemail", "hang up"]),
             At(1100, In::Shutdown, &[]),
             At(1200, In::TwilioClosed, &[ENDED, "close"]),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn a_lost_lease_closes_the_call_without_writing_over_the_reapers_record() {
+    // Mid-conversation, with a line still playing: no line, no outcome, no
+    // apology (the reaper has finished the record and hung up).
+    play(
+        setup(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, In::Created("resp_1"), &[]),
+            At(1000, In::Delta("resp_1", "item_a1", 1000), &["twilio media 1000ms", "twilio mark item_a1:1000:m1"]),
+            At(1010, In::AgentSaid("resp_1", "item_a1", "one two three four"), &[]),
+            At(1500, In::LeaseLost, &["close"]),
+            Is("Closed"),
+            Next(None),
+            At(1600, In::Stop, &[]),
+            At(1700, In::Shutdown, &[]),
+        ],
+    );
+    // While hanging up after an answering machine: closed at once, the
+    // voicemail outcome already written stays the only one.
+    play(
+        setup(),
+        &[
+            At(1000, In::Amd(AnsweredBy::Fax), &["outcome voicemail", "hang up"]),
+            At(1100, In::LeaseLost, &["close"]),
+            At(1200, In::TwilioClosed, &[]),
+        ],
+    );
+    // While apologising (waiting for Twilio to end the stream): closed at
+    // once, not at the apology's deadline.
+    play(
+        setup(),
+        &[
+            At(1000, In::Shutdown, &[
+                "outcome failed (Fallback): the call was ended because the server shut down",
+                TECHNICAL,
+            ]),
+            Is("Apologising"),
+            At(1100, In::LeaseLost, &["close"]),
+            Is("Closed"),
         ],
     );
 }
