@@ -555,6 +555,12 @@ impl CallState {
     /// apology, whatever phase the call was in. What is still waiting to be
     /// heard is dropped, and said so in the log.
     fn on_lease_lost(&mut self, out: &mut Vec<Action>) {
+        if self.between_streams() {
+            // Not a reaper: the instance the call's new stream reached took
+            // the lease, and goes on with the call (as `StreamMoved`).
+            info!("the call's new stream reached another instance, which took its lease; closing");
+            return self.close(out);
+        }
         let unwritten = self
             .items
             .values()

@@ -1152,6 +1152,17 @@ fn a_stream_that_reached_another_instance_makes_this_session_yield() {
             Is("Closed"),
         ],
     );
+    // The instance the new stream reached took the lease: the same, no outcome.
+    play(
+        twilio_keys(),
+        &[
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 0"]),
+            At(1200, In::KeysAccepted, &["line agent@0: (pressed 2)", PRESSED_2]),
+            At(1300, In::Stop, &[]),
+            At(1900, In::LeaseLost, &["close"]),
+            Is("Closed"),
+        ],
+    );
     // Once the call went on over its new stream here, news of another is stale.
     play(
         twilio_keys(),
