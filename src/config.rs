@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use secrecy::SecretString;
 
-use crate::domain::PhoneNumber;
+use crate::domain::{Language, PhoneNumber};
 
 /// A setting is missing or malformed; the message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +232,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Zone for reservations that name none.
     pub timezone: Tz,
+    /// Language of calls whose request names none (`RESERVOICE_LANGUAGE`);
+    /// `None`: the main language of the restaurant's country.
+    pub language: Option<Language>,
     /// Turn off Twilio signature checks (local experiments only).
     pub skip_signature: bool,
     /// Largest party accepted.
@@ -347,6 +350,9 @@ pub struct SettingsArgs {
     /// IANA time zone of restaurants when a request names none (default: this machine's)
     #[arg(long, env = "RESERVOICE_TIMEZONE")]
     pub timezone: Option<String>,
+    /// Language restaurants are spoken to in when a request names none, as a BCP 47 tag (fr, es-MX); default: the main language of the number's country
+    #[arg(long, env = "RESERVOICE_LANGUAGE")]
+    pub language: Option<String>,
     /// Accept Twilio requests without a valid signature (local experiments only)
     #[arg(long, env = "RESERVOICE_INSECURE_SKIP_SIGNATURE")]
     pub insecure_skip_signature: bool,
@@ -380,7 +386,14 @@ pub struct SettingsArgs {
     /// Milliseconds of agent audio between two Twilio marks (0: a mark after every model audio delta); barge-in stays exact either way
     #[arg(long, env = "RESERVOICE_MARK_MS", default_value_t = DEFAULT_MARK_MS, value_parser = clap::value_parser!(u64).range(0..=2000))]
     pub mark_ms: u64,
+    /// Seconds after which the live call of a server that stopped renewing its lease (it died) is finished by another instance; renewals come every quarter of this
+    #[arg(long, env = "RESERVOICE_LEASE_SECS", default_value_t = DEFAULT_LEASE_SECS)]
+    pub lease_secs: u64,
 }
+
+/// A live call's lease lasts this long by default (seconds): with renewals
+/// every 5 s, a holder must miss three before another instance takes over.
+pub const DEFAULT_LEASE_SECS: u64 = 20;
 
 impl Default for SettingsArgs {
     fn default() -> Self {
@@ -400,6 +413,7 @@ impl Default for SettingsArgs {
             database_url: None,
             data_dir: None,
             timezone: None,
+            language: None,
             insecure_skip_signature: false,
             max_call_secs: 600,
             max_silence_secs: 60,
@@ -409,6 +423,7 @@ impl Default for SettingsArgs {
             voicemail: VoicemailPolicy::default(),
             record: false,
             dtmf: DtmfMode::default(),
+            lease_secs: DEFAULT_LEASE_SECS,
             append_ms: DEFAULT_APPEND_MS,
             mark_ms: DEFAULT_MARK_MS,
         }
@@ -442,13 +457,40 @@ mod default_tests {
                     a.record,
                     a.dtmf,
                     a.append_ms,
-                    a.mark_ms
+                    a.mark_ms,
+                    a.lease_secs
                 )
             )
         };
         assert_eq!(key(&d), key(&parsed));
         assert_eq!(d.twilio_api_base, parsed.twilio_api_base);
         assert_eq!(d.openai_realtime_model, parsed.openai_realtime_model);
+    }
+
+    #[test]
+    fn the_lease_setting_keeps_the_default_timings_and_scales_them() {
+        use crate::store::LeaseTimings;
+        use std::time::Duration;
+        let parse = |argv: &[&str]| Wrapper::try_parse_from(argv).map(|w| w.args);
+        let mut args = parse(&["serve"]).unwrap();
+        assert_eq!(args.lease_secs, 20);
+        args.twilio_account_sid = Some("AC1".into());
+        args.twilio_auth_token = Some("token".into());
+        args.twilio_from_number = Some("+15557654321".into());
+        args.openai_api_key = Some("sk-test".into());
+        args.public_url = Some("https://reservoice.example.com".into());
+        let settings = args.resolve().unwrap();
+        assert_eq!(settings.store.lease, LeaseTimings::default());
+        assert_eq!(settings.store.lease.renew_every, Duration::from_secs(5));
+        assert_eq!(settings.store.lease.reap_grace, Duration::from_secs(10));
+        args.lease_secs = 4;
+        let short = args.resolve().unwrap().store.lease;
+        assert_eq!(short.ttl, Duration::from_secs(4));
+        assert_eq!(short.renew_every, Duration::from_secs(1));
+        assert_eq!(short.retry_every, Duration::from_millis(400));
+        args.lease_secs = 1;
+        let refused = args.resolve().unwrap_err().to_string();
+        assert!(refused.contains("RESERVOICE_LEASE_SECS"), "{refused}");
     }
 
     #[test]
@@ -472,6 +514,18 @@ mod default_tests {
             "{refused}"
         );
     }
+}
+
+/// `RESERVOICE_LEASE_SECS` as a duration: at least 2 s (renewals every half
+/// second), at most an hour.
+fn lease_ttl(secs: u64) -> Result<Duration, ConfigError> {
+    if !(2..=3600).contains(&secs) {
+        return Err(ConfigError::Invalid {
+            var: "RESERVOICE_LEASE_SECS",
+            problem: format!("{secs}: must be between 2 and 3600 seconds"),
+        });
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 fn required(
@@ -500,6 +554,20 @@ pub fn default_data_dir() -> PathBuf {
     directories::ProjectDirs::from("", "", "reservoice")
         .map(|d| d.data_dir().to_path_buf())
         .unwrap_or_else(|| PathBuf::from(".reservoice"))
+}
+
+impl Settings {
+    /// The limits a reservation request is checked against on this server
+    /// (zone, party size, dialling, language), so every door (the API, the
+    /// web page, the simulator's helpers) checks the same way.
+    pub fn request_rules(&self) -> crate::domain::reservation::RequestRules {
+        crate::domain::reservation::RequestRules {
+            default_timezone: self.timezone,
+            max_party_size: self.max_party_size,
+            dial_policy: self.dial_policy.clone(),
+            default_language: self.language,
+        }
+    }
 }
 
 impl SettingsArgs {
@@ -566,6 +634,17 @@ impl SettingsArgs {
             })?,
             None => local_timezone(),
         };
+        let language = self
+            .language
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Language::parse)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid {
+                var: "RESERVOICE_LANGUAGE",
+                problem: e.to_string(),
+            })?;
         let largest = crate::domain::PartySize::LARGEST;
         if !(1..=largest).contains(&self.max_party_size) {
             return Err(ConfigError::Invalid {
@@ -591,9 +670,13 @@ impl SettingsArgs {
             bind,
             api_token,
             database_url: DatabaseUrl(database_url),
-            store: crate::store::StoreOptions::default(),
+            store: crate::store::StoreOptions {
+                lease: crate::store::LeaseTimings::lasting(lease_ttl(self.lease_secs)?),
+                ..crate::store::StoreOptions::default()
+            },
             data_dir,
             timezone,
+            language,
             skip_signature: self.insecure_skip_signature,
             max_party_size: self.max_party_size,
             dial_policy: crate::domain::phone::DialPolicy::parse_allow_list(
@@ -682,6 +765,25 @@ mod tests {
         let mut a = args();
         a.dtmf = DtmfMode::Inband;
         assert_eq!(a.resolve().unwrap().dtmf, DtmfMode::Inband);
+    }
+
+    #[test]
+    fn the_servers_call_language_is_a_supported_tag_or_none() {
+        assert_eq!(args().resolve().unwrap().language, None);
+        let mut a = args();
+        a.language = Some(" ".into());
+        assert_eq!(a.resolve().unwrap().language, None);
+        a.language = Some("es-MX".into());
+        assert_eq!(
+            a.resolve().unwrap().language.map(|l| l.to_string()),
+            Some("es-MX".into())
+        );
+        a.language = Some("tlh".into());
+        let e = a.resolve().unwrap_err().to_string();
+        assert!(
+            e.starts_with("RESERVOICE_LANGUAGE is invalid: 'tlh' is not a supported language; supported: en (English), fr (French)"),
+            "{e}"
+        );
     }
 
     #[test]

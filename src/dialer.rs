@@ -16,7 +16,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use tracing::{info, warn};
 
 use crate::config::Settings;
-use crate::domain::reservation::{param, RequestRules};
+use crate::domain::reservation::param;
 use crate::domain::{
     CallRecord, CallStatus, FieldError, Outcome, OutcomeStatus, OutcomeWrite, Reservation,
     ReservationRequest,
@@ -79,11 +79,7 @@ impl Dialer {
     /// the call. Returns the stored record (`queued`).
     pub async fn place(&self, request: ReservationRequest) -> Result<CallRecord, PlaceError> {
         self.open_for_calls()?;
-        let rules = RequestRules {
-            default_timezone: self.settings.timezone,
-            max_party_size: self.settings.max_party_size,
-            dial_policy: self.settings.dial_policy.clone(),
-        };
+        let rules = self.settings.request_rules();
         let reservation = request
             .into_reservation(&rules, Utc::now())
             .map_err(PlaceError::Invalid)?;

@@ -17,14 +17,17 @@
 //! - [`domain`]: the nouns, valid by construction: phone numbers, the
 //!   reservation and its round trip through TwiML parameters, what marks a
 //!   later stream of the same call, dates people type, the restaurant's time
-//!   zone and language from its number, dates and times said in that
-//!   language, the outcome, who answered (AMD), the call record.
+//!   zone and language from its number (the language a request, the
+//!   server's setting or the number chooses travels with the call), dates and
+//!   times said in that language, the outcome, who answered (AMD), the call
+//!   record.
 //! - [`contract`]: the HTTP contract of `/api/*` shared by the server and its
 //!   clients: the live events of a call and the error bodies.
 //! - [`dialer`]: placing a call (TwiML with the reservation, Twilio's create
 //!   request, the record; a refusal recorded too), whoever asks for it.
 //! - [`phrases`]: what the restaurant hears from the server itself (apologies,
-//!   disclosure, voicemail message, the brief's language rule), per language.
+//!   disclosure, the opening request, voicemail message, the brief's language
+//!   rule), per language; a call uses its own language's.
 //! - [`twilio`]: REST client, TwiML (the stream, the key press, the
 //!   apology), Media Stream wire types, signatures.
 //! - [`realtime`]: the OpenAI Realtime (GA) wire types and connection.
@@ -32,7 +35,10 @@
 //!   tools it may call.
 //! - [`call`]: one live call: the call core ([`call::state::CallState`], all
 //!   decisions, no I/O, no clock), the session that drives it between Twilio
-//!   and the model, and the playback bookkeeping behind barge-in.
+//!   and the model (key presses through Twilio included: the call's next
+//!   stream is handed to its session by [`call::rejoin`], or carried on from
+//!   the store on another instance), and the playback bookkeeping behind
+//!   barge-in.
 //! - [`audio`]: mu-law, keypad keys and their tones, call recordings.
 //! - [`store`]: the call store (SQLite, or PostgreSQL shared by several
 //!   instances), live call news and following, the ordered writer of a live
@@ -42,7 +48,8 @@
 //! - [`web`]: the web page at `/`: every call, one call live (transcript,
 //!   outcome, recording), a form to place one; sign-in with the API token.
 //! - [`sim`]: Twilio, the restaurant and the Realtime API, simulated on
-//!   loopback for `demo` and the tests.
+//!   loopback for `demo` and the tests; the telephone can route each kind of
+//!   request to a different instance of a fleet (`tests/e2e_fleet.rs`).
 //! - [`bench`]: the load benchmark behind `reservoice bench` (stand-ins for
 //!   Twilio and the model in echo or realistic traffic, a bridge-less floor,
 //!   N simulated Media Streams, latency percentiles; the call news delay

@@ -4,14 +4,20 @@
 //! mode no frame may be lost (also with frames joined into fewer appends and
 //! fewer marks), in the realistic mode every callee turn must be answered.
 //! No timing is asserted: performance is measured with `reservoice bench`,
-//! never by a test.
+//! never by a test. Then two servers sharing one PostgreSQL database: the
+//! calls are spread over both and the database's cost is read.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
+use reservoice::bench::database::Database;
 use reservoice::bench::standins::{FakeTwilio, Floor, ModelStandIn};
 use reservoice::bench::{self, LoadConfig, Report, Target, Traffic, ACCOUNT_SID, FROM_NUMBER};
 use reservoice::config::SettingsArgs;
+use reservoice::server::metrics::Metrics;
 use reservoice::server::Application;
+use reservoice::store::scratch::ScratchDatabase;
 use tokio::net::TcpListener;
 
 const AUTH_TOKEN: &str = "bench-smoke-auth-token-0123456789";
@@ -22,9 +28,76 @@ fn load(traffic: Traffic, seconds: u64) -> LoadConfig {
         duration: Duration::from_secs(seconds),
         ramp: Duration::from_millis(500),
         auth_token: AUTH_TOKEN.to_string(),
-        server_pid: Some(std::process::id()),
+        server_pids: vec![std::process::id()],
+        database: None,
         drain: Duration::from_secs(2),
         traffic,
+    }
+}
+
+/// A server in this process against the stand-ins.
+struct Server {
+    url: String,
+    metrics: Arc<Metrics>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Start one with `append_ms` and `mark_ms`, its data in `data`, its call
+    /// store at `database_url` (default: SQLite in `data`).
+    async fn start(
+        model: &ModelStandIn,
+        twilio: &FakeTwilio,
+        data: &std::path::Path,
+        database_url: Option<&str>,
+        append_ms: u64,
+        mark_ms: u64,
+    ) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let args = SettingsArgs {
+            twilio_account_sid: Some(ACCOUNT_SID.into()),
+            twilio_auth_token: Some(AUTH_TOKEN.into()),
+            twilio_from_number: Some(FROM_NUMBER.into()),
+            twilio_api_base: twilio.api_base(),
+            openai_api_key: Some("bench".into()),
+            openai_realtime_url: model.url(),
+            openai_realtime_model: "gpt-realtime-2.1".into(),
+            openai_transcription_model: "gpt-4o-mini-transcribe".into(),
+            voice: "marin".into(),
+            public_url: Some(url.clone()),
+            bind: url.trim_start_matches("http://").to_string(),
+            api_token: None,
+            database_url: Some(database_url.map_or_else(
+                || format!("sqlite://{}", data.join("reservoice.db").display()),
+                str::to_string,
+            )),
+            data_dir: Some(data.to_path_buf()),
+            timezone: Some("UTC".into()),
+            append_ms,
+            mark_ms,
+            ..SettingsArgs::default()
+        };
+        let app = Application::build(args.resolve().unwrap(), Some(listener))
+            .await
+            .unwrap();
+        let metrics = app.state().metrics.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Server {
+            url,
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
     }
 }
 
@@ -38,43 +111,12 @@ async fn against_the_server(
     let model = ModelStandIn::start(0, traffic).await.unwrap();
     let twilio = FakeTwilio::start(0).await.unwrap();
     let data = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server_url = format!("http://{}", listener.local_addr().unwrap());
-    let args = SettingsArgs {
-        twilio_account_sid: Some(ACCOUNT_SID.into()),
-        twilio_auth_token: Some(AUTH_TOKEN.into()),
-        twilio_from_number: Some(FROM_NUMBER.into()),
-        twilio_api_base: twilio.api_base(),
-        openai_api_key: Some("bench".into()),
-        openai_realtime_url: model.url(),
-        openai_realtime_model: "gpt-realtime-2.1".into(),
-        openai_transcription_model: "gpt-4o-mini-transcribe".into(),
-        voice: "marin".into(),
-        public_url: Some(server_url.clone()),
-        bind: server_url.trim_start_matches("http://").to_string(),
-        api_token: None,
-        database_url: Some(format!(
-            "sqlite://{}",
-            data.path().join("reservoice.db").display()
-        )),
-        data_dir: Some(data.path().to_path_buf()),
-        timezone: Some("UTC".into()),
-        append_ms,
-        mark_ms,
-        ..SettingsArgs::default()
-    };
-    let app = Application::build(args.resolve().unwrap(), Some(listener))
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-
+    let server = Server::start(&model, &twilio, data.path(), None, append_ms, mark_ms).await;
+    let servers = [server.url.clone()];
     let report = bench::run(
         &load(traffic, seconds),
         Target::Server {
-            api_base: &server_url,
+            api_bases: &servers,
             api_token: None,
             twilio: &twilio,
             model: model.stats(),
@@ -83,9 +125,9 @@ async fn against_the_server(
     .await
     .unwrap();
     println!("{}", report.render());
+    assert_eq!(report.servers, 1);
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    server.stop().await;
     twilio.shutdown().await;
     model.shutdown().await;
     report
@@ -153,7 +195,7 @@ async fn realistic_calls_answer_every_turn() {
 async fn the_floor_answers_turns_too() {
     let floor = Floor::start(0, Traffic::Realistic).await.unwrap();
     let mut config = load(Traffic::Realistic, 6);
-    config.server_pid = None;
+    config.server_pids = Vec::new();
     let report = bench::run(
         &config,
         Target::Floor {
@@ -169,4 +211,62 @@ async fn the_floor_answers_turns_too() {
     assert!(report.turns_answered >= 5, "{report:?}");
     assert_eq!(report.turns_unanswered, 0);
     assert_eq!(report.frames_unexpected, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_spread_over_two_servers_on_postgres_and_its_cost_is_read() {
+    let Some(db) = ScratchDatabase::for_test().await else {
+        return;
+    };
+    let model = ModelStandIn::start(0, Traffic::Echo).await.unwrap();
+    let twilio = FakeTwilio::start(0).await.unwrap();
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Server::start(&model, &twilio, data_a.path(), Some(db.url()), 20, 0).await;
+    let b = Server::start(&model, &twilio, data_b.path(), Some(db.url()), 20, 0).await;
+    let servers = [a.url.clone(), b.url.clone()];
+    let mut config = load(Traffic::Echo, 3);
+    config.database = Some(Database::new(db.url()));
+    let report = bench::run(
+        &config,
+        Target::Server {
+            api_bases: &servers,
+            api_token: None,
+            twilio: &twilio,
+            model: model.stats(),
+        },
+    )
+    .await
+    .unwrap();
+    println!("{}", report.render());
+    every_call_bridged(&report);
+    assert_eq!(report.frames_lost, 0);
+    assert_eq!(report.servers, 2);
+    // In turn: 3 calls on the first, 2 on the second.
+    assert_eq!(a.metrics.calls_placed.load(Ordering::Relaxed), 3);
+    assert_eq!(b.metrics.calls_placed.load(Ordering::Relaxed), 2);
+    let cost = report.database.clone().expect("the database's cost");
+    assert_eq!(cost.kind, "postgres");
+    // Each call is at least placed, started, leased and finished.
+    assert!(
+        cost.transactions_per_call.is_some_and(|t| t >= 4.0),
+        "{cost:?}"
+    );
+    if cfg!(target_os = "linux") && is_local(db.url()) {
+        assert!(cost.backends > 0, "{cost:?}");
+        assert!(cost.cpu_ms_per_call_minute.is_some(), "{cost:?}");
+    }
+
+    a.stop().await;
+    b.stop().await;
+    twilio.shutdown().await;
+    model.shutdown().await;
+    let _ = db.drop_now().await;
+}
+
+/// Whether the database server runs on this machine (its processes can be read).
+fn is_local(url: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h == "127.0.0.1" || h == "localhost"))
+        .unwrap_or(false)
 }

@@ -69,7 +69,7 @@ async fn call_prints_the_live_transcript_and_the_outcome_then_calls_shows_it() {
         text(&out.stderr)
     );
     assert!(
-        stdout.contains("Calling Chez Demo (+12125550123) for a table for 4 on"),
+        stdout.contains("Calling Chez Demo (+12125550123) in English (en-US) for a table for 4 on"),
         "{stdout}"
     );
     assert!(
@@ -188,6 +188,26 @@ async fn exit_codes_tell_what_happened() {
     );
     assert_eq!(rig.phone.calls().len(), before);
 
+    // An unsupported --language: 2, the supported languages listed, nothing dialled.
+    let mut args = CALL.to_vec();
+    args.extend(["--language", "tlh"]);
+    let out = reservoice(&args, &rig.server_url).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("'tlh' is not a supported language; supported: en (English), fr (French), es (Spanish), de (German), it (Italian), pt (Portuguese), ja (Japanese)"),
+        "{err}"
+    );
+    assert_eq!(rig.phone.calls().len(), before);
+
+    // --language overrides the number's: the call is held in Mexican Spanish.
+    let mut args = CALL.to_vec();
+    args.extend(["--language", "es-MX", "--no-wait", "--json"]);
+    let out = reservoice(&args, &rig.server_url).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let record: Value = serde_json::from_slice(&out.stdout).expect("one JSON record");
+    assert_eq!(record["reservation"]["language"], "es-MX");
+
     // --no-wait prints the id and returns at once.
     let mut args = CALL.to_vec();
     args.push("--no-wait");
@@ -226,6 +246,68 @@ async fn demo_runs_a_whole_simulated_call() {
     assert!(stdout.contains("Restaurant  Good evening, Chez Demo"));
     assert!(stdout.contains("Booked: table for 4"));
     assert!(stdout.contains("That was a simulation"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_menu_books_with_keys_pressed_by_twilio_or_in_band() {
+    for mode in [None, Some("inband")] {
+        let mut demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"));
+        demo.args(["demo", "--scenario", "menu", "--json"])
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("RESERVOICE_DTMF");
+        if let Some(mode) = mode {
+            demo.env("RESERVOICE_DTMF", mode);
+        }
+        let out = demo.output().await.unwrap();
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{mode:?}: {stdout}\n{}",
+            text(&out.stderr)
+        );
+        let record: serde_json::Value = serde_json::from_str(&stdout).expect("the record as JSON");
+        assert_eq!(record["outcome"]["status"], "booked", "{mode:?}: {record}");
+        let pressed = record["transcript"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["text"] == "(pressed 2)")
+            .count();
+        assert_eq!(pressed, 1, "{mode:?}: {record}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_french_books_a_table_in_french() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_reservoice"))
+        .args(["demo", "--scenario", "french"])
+        .env_remove("OPENAI_API_KEY")
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    // The person reads English; the restaurant hears French.
+    assert!(
+        stdout.contains("Calling Chez Demo (+33199001234) in French (fr-FR) for a table for 4 on"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Restaurant  Bonsoir, Chez Demo"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Agent       Bonjour, je suis un assistant automatisé"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Booked: table for 4"), "{stdout}");
 }
 
 /// `reservoice serve` in `dir` (also its data dir) with every setting it
@@ -301,6 +383,22 @@ async fn serve_names_the_missing_setting_and_stops_on_sigterm() {
     assert!(
         dir.path().join("reservoice.db").exists(),
         "the call store lives in the data dir"
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_an_unsupported_default_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve_with_every_setting(dir.path())
+        .env("RESERVOICE_LANGUAGE", "tlh")
+        .output()
+        .await
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("RESERVOICE_LANGUAGE is invalid: 'tlh' is not a supported language; supported: en (English)"),
+        "{err}"
     );
 }
 
@@ -389,8 +487,9 @@ async fn the_numbers_area_code_sets_the_zone_and_the_first_line_names_it() {
     let stdout = text(&out.stdout);
     let first = stdout.lines().next().unwrap_or_default();
     assert!(
-        first.starts_with("Calling Chez Demo (+14155550123) for a table for 4 on")
-            && first.ends_with("at 7 PM (America/Los_Angeles time), under Alex Doe."),
+        first.starts_with(
+            "Calling Chez Demo (+14155550123) in English (en-US) for a table for 4 on"
+        ) && first.ends_with("at 7 PM (America/Los_Angeles time), under Alex Doe."),
         "{stdout}"
     );
     // Toll-free: anywhere in the US, so the server's default, and why.

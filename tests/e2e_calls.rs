@@ -312,6 +312,7 @@ async fn forged_twilio_requests_change_nothing() {
             default_timezone: chrono_tz::Tz::UTC,
             max_party_size: 20,
             dial_policy: Default::default(),
+            default_language: None,
         },
         chrono::Utc::now(),
     );

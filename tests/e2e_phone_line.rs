@@ -37,8 +37,10 @@ fn system_texts(events: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn menu_key_press_is_heard_then_the_host_books_and_the_call_is_recorded() {
+    // In-band tones (`RESERVOICE_DTMF=inband`); through Twilio: e2e_key_press.rs.
     let rig = Rig::start(RigOptions {
         scenario: ScenarioKind::Menu,
+        dtmf: reservoice::config::DtmfMode::Inband,
         record: true,
         ..Default::default()
     })

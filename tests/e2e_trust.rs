@@ -378,6 +378,7 @@ async fn garbage_on_one_stream_does_not_touch_another_call() {
         default_timezone: chrono_tz::Tz::UTC,
         max_party_size: 20,
         dial_policy: Default::default(),
+        default_language: None,
     };
     let reservation = rig
         .request()

@@ -12,7 +12,6 @@ use reservoice::contract::{
     ApiError, ErrorKind, LineSpoken, LiveEvent, OutcomeRecorded, StatusChanged,
 };
 use reservoice::dialer::PlaceError;
-use reservoice::domain::reservation::RequestRules;
 use reservoice::domain::{
     CallStatus, Outcome, OutcomeStatus, Reservation, ReservationRequest, Speaker, TranscriptLine,
 };
@@ -22,14 +21,7 @@ use reservoice::sim::telephone::Line;
 fn reservation(rig: &Rig) -> Reservation {
     let settings = &rig.state.settings;
     rig.request()
-        .into_reservation(
-            &RequestRules {
-                default_timezone: settings.timezone,
-                max_party_size: settings.max_party_size,
-                dial_policy: settings.dial_policy.clone(),
-            },
-            Utc::now(),
-        )
+        .into_reservation(&settings.request_rules(), Utc::now())
         .expect("the rig's request is valid")
 }
 

@@ -16,6 +16,7 @@ fn accept(request: ReservationRequest) -> Result<Reservation, Vec<FieldError>> {
         default_timezone: chrono_tz::Tz::Europe__Paris,
         max_party_size: 20,
         dial_policy: Default::default(),
+        default_language: None,
     };
     let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
     request.into_reservation(&rules, now)
@@ -84,6 +85,29 @@ fn plain_reservation_survives_the_trip() {
     round_trip(plain());
 }
 
+/// The call's language travels too, so whichever instance takes the stream
+/// speaks to the restaurant in it: the Paris number's French when none was
+/// asked for, and the asked-for language otherwise.
+#[test]
+fn the_calls_language_survives_the_trip() {
+    for (tag, want) in [
+        (None, "fr-FR"),
+        (Some("en"), "en"),
+        (Some("pt_br"), "pt-BR"),
+    ] {
+        let reservation = accept(ReservationRequest {
+            language: tag.map(Into::into),
+            ..plain()
+        })
+        .expect("valid request");
+        let params = through_twilio(reservation.to_parameters());
+        assert_eq!(params["language"], want);
+        let rebuilt = Reservation::from_parameters(&params, 20).expect("rebuilt");
+        assert_eq!(rebuilt.language.to_string(), want);
+        assert_eq!(rebuilt, reservation);
+    }
+}
+
 #[test]
 fn markup_quotes_and_accents_survive_the_trip() {
     round_trip(ReservationRequest {
@@ -97,6 +121,7 @@ fn markup_quotes_and_accents_survive_the_trip() {
         callback: Some("+44 20 7946 0958".into()),
         notes: Some("x".repeat(250) + " & <b>café</b> \"quoted\" 'single' ]]> &amp;"),
         timezone: Some("America/New_York".into()),
+        language: Some("es-MX".into()),
     });
 }
 
@@ -154,6 +179,15 @@ fn what_the_api_refuses_the_stream_refuses_too() {
             "party_size",
             "party_size",
             "21".into(),
+        ),
+        (
+            ReservationRequest {
+                language: Some("tlh".into()),
+                ..plain.clone()
+            },
+            "language",
+            "language",
+            "tlh".into(),
         ),
     ];
     for (request, field, parameter, value) in cases {

@@ -142,6 +142,7 @@ fn via_api(request: ReservationRequest) -> Result<Reservation, Vec<String>> {
         default_timezone: chrono_tz::Tz::UTC,
         max_party_size: 20,
         dial_policy: Default::default(),
+        default_language: None,
     };
     let now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
     request

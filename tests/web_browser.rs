@@ -458,6 +458,7 @@ async fn a_bad_field_shows_the_apis_own_message_beside_it_and_places_no_call() {
     type_into(c, "f-date", "the day after never").await;
     type_into(c, "f-time", "7pm").await;
     type_into(c, "f-name", "Alex Doe").await;
+    type_into(c, "f-language", "klingon").await;
     // Enter in a field sends the form, as a keyboard user would.
     c.find(Locator::Id("f-name"))
         .await
@@ -499,6 +500,18 @@ async fn a_bad_field_shows_the_apis_own_message_beside_it_and_places_no_call() {
     };
     let shown = js(c, "return document.getElementById('err-date').textContent").await;
     assert_eq!(shown.as_str(), Some(api_message.as_str()));
+    // The language's message beside the language field, listing what is supported.
+    let language_message = reservoice::domain::Language::parse("klingon")
+        .expect_err("unsupported")
+        .to_string();
+    assert_eq!(
+        js(
+            c,
+            "return document.getElementById('err-language').textContent"
+        )
+        .await,
+        json!(language_message)
+    );
     assert_eq!(
         js(
             c,

@@ -146,6 +146,7 @@ async fn the_page_brings_its_own_script_and_style_under_a_strict_policy() {
         "callback",
         "notes",
         "timezone",
+        "language",
     ] {
         assert!(
             html.contains(&format!("for=\"f-{field}\"")),

@@ -1,9 +1,16 @@
 //! The agent's instructions for one call, built from the reservation alone.
+//!
+//! The brief is written in English, the language the model follows best,
+//! whatever language the call is held in; it tells the model which language
+//! to speak ([`Phrases::brief_language_rule`]) and, for a call in another
+//! language than English, how the opening and the slot are said there.
 
 use chrono::{DateTime, Utc};
 
 use crate::config::VoicemailPolicy;
-use crate::domain::Reservation;
+use crate::domain::language::BaseLanguage;
+use crate::domain::{spoken, Reservation};
+use crate::phrases::Phrases;
 
 /// The system instructions the model is given for one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +37,12 @@ impl Brief {
     /// Build the brief for a call placed under `options`.
     pub fn with_options(r: &Reservation, now: DateTime<Utc>, options: BriefOptions) -> Brief {
         let slot = &r.slot;
+        let language = r.language;
+        let phrases = Phrases::new(language);
+        // The slot's time and date as the agent says them in the call's
+        // language (English: "7 PM", "Wednesday 25 November", as always).
+        let said_time = spoken::slot_time(slot, language);
+        let said_date = spoken::slot_date(slot, language);
         let today = now.with_timezone(&slot.timezone).date_naive();
         let date_long = slot.date.format("%A %-d %B %Y").to_string();
         let time_24 = slot.time.format("%H:%M").to_string();
@@ -38,13 +51,13 @@ impl Brief {
         let window = if flex == 0 {
             format!(
                 "Only {time} is acceptable. If it is not available, do not book another time: ask which times they could offer, decline politely, and report those times as alternatives.",
-                time = slot.spoken_time()
+                time = said_time
             )
         } else {
             let (earliest, latest) = slot.window(r.flexibility);
             format!(
                 "If {time} is not available, ask for the closest time on the same day between {a} and {b} and accept it (that is the person's window, {flex} minutes either side). If only times outside that window are offered, decline politely and report them as alternatives.",
-                time = slot.spoken_time(),
+                time = said_time,
                 a = earliest.format("%H:%M"),
                 b = latest.format("%H:%M"),
             )
@@ -65,6 +78,23 @@ impl Brief {
         } else {
             ""
         };
+        // English keeps the brief it always had; another language gets the
+        // opening as people say it there (disclosure, request, slot).
+        let opening = if language.base() == BaseLanguage::English {
+            String::new()
+        } else {
+            format!(
+                " In {}, open like this: \"{}\"",
+                language.english_name(),
+                phrases.opening(
+                    r.customer_name.as_str(),
+                    options.recording,
+                    r.party_size.get(),
+                    slot
+                )
+            )
+        };
+        let language_rule = phrases.brief_language_rule(slot);
         let voicemail = match options.voicemail {
             VoicemailPolicy::Leave => "If an answering machine or voicemail greeting answers (a recording asking you to leave a message after the tone), wait for the beep, call finish_call with status voicemail, and then leave one short message as your goodbye: who you are and for whom you call, the table you wanted (party size, day, time), the callback number if you have one, and that no booking has been made.",
             VoicemailPolicy::Hangup => "If an answering machine or voicemail greeting answers (a recording asking you to leave a message after the tone), do not leave a message: call finish_call with status voicemail and say nothing more.",
@@ -74,8 +104,8 @@ impl Brief {
 \n\
 How to behave:\n\
 - This is an outbound phone call: the restaurant answers and speaks first. Wait for their greeting; if you hear nothing, greet them yourself.\n\
-- In your first sentence, say plainly that you are an automated assistant calling on behalf of {name}{recorded}.\n\
-- Speak naturally and briefly: one or two short sentences per turn. Use the language the host speaks.\n\
+- In your first sentence, say plainly that you are an automated assistant calling on behalf of {name}{recorded}.{opening}\n\
+- Speak naturally and briefly: one or two short sentences per turn. {language_rule}\n\
 - Say the date as a day and date (\"{spoken_date}\"), never as \"tomorrow\".\n\
 - {window}\n\
 - The booking is under the name {name}. {callback} {notes}\n\
@@ -88,7 +118,7 @@ How to behave:\n\
             name = r.customer_name,
             restaurant = r.restaurant_name,
             spoken_time = slot.spoken_time(),
-            spoken_date = slot.spoken_date(),
+            spoken_date = said_date,
             today = today.format("%A %-d %B %Y"),
         );
         Brief(text)
@@ -118,12 +148,14 @@ mod tests {
             callback: callback.map(Into::into),
             notes: Some("window seat".into()),
             timezone: Some("America/New_York".into()),
+            language: None,
         }
         .into_reservation(
             &RequestRules {
                 default_timezone: chrono_tz::Tz::UTC,
                 max_party_size: 20,
                 dial_policy: Default::default(),
+                default_language: None,
             },
             now(),
         )
@@ -171,6 +203,42 @@ mod tests {
         assert!(t.contains("calling on behalf of Alex Doe, and that the call is recorded"));
         assert!(t.contains("do not leave a message"));
         assert!(!t.contains("wait for the beep"));
+    }
+
+    #[test]
+    fn a_call_to_paris_is_briefed_to_speak_french_the_french_way() {
+        let mut r = reservation(Some("30m"), None);
+        r.language = crate::domain::Language::parse("fr-FR").unwrap();
+        let t = Brief::with_options(
+            &r,
+            now(),
+            BriefOptions {
+                recording: true,
+                voicemail: VoicemailPolicy::Leave,
+            },
+        )
+        .as_str()
+        .to_string();
+        assert!(t.contains("Speak French from your first word."), "{t}");
+        assert!(
+            t.contains("switch to that language for the rest of the call"),
+            "{t}"
+        );
+        assert!(t.contains("\"mercredi 25 novembre à 19 h\""), "{t}");
+        assert!(
+            t.contains("Say the date as a day and date (\"mercredi 25 novembre\")"),
+            "{t}"
+        );
+        assert!(t.contains("If 19 h is not available"), "{t}");
+        assert!(
+            t.contains("In French, open like this: \"Bonjour, je suis un assistant automatisé et j'appelle de la part de Alex Doe. Cet appel est enregistré. Je voudrais réserver une table pour 4 personnes le mercredi 25 novembre à 19 h.\"\n"),
+            "{t}"
+        );
+        assert!(!t.contains("Use the language the host speaks."), "{t}");
+        // An English call's brief is the one it always was.
+        let en = Brief::new(&reservation(Some("30m"), None), now());
+        assert!(en.as_str().contains(" Use the language the host speaks.\n"));
+        assert!(!en.as_str().contains("open like this"));
     }
 
     #[test]

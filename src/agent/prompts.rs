@@ -21,6 +21,12 @@ pub struct Prompts {
     pub say_goodbye_now: &'static str,
     /// The "next" of `send_dtmf`'s output.
     pub keys_played_wait: &'static str,
+    /// `send_dtmf`'s error while earlier keys are still being pressed
+    /// through Twilio.
+    pub keys_busy: &'static str,
+    /// What the agent may do when Twilio did not press its keys: its next
+    /// `send_dtmf` plays them as tones on the line.
+    pub keys_refused_try_tones: &'static str,
     /// Instructions for the reply that leaves the voicemail message.
     pub leave_message_now: &'static str,
     /// System note when the answering-machine detector is unsure.
@@ -43,6 +49,8 @@ pub struct Prompts {
 pub static ENGLISH: Prompts = Prompts {
     say_goodbye_now: "Say a short goodbye now. The call ends after your goodbye.",
     keys_played_wait: "The keys were played on the line, in order, after anything you said. Say nothing now; wait for whoever answers.",
+    keys_busy: "The keys you asked for before are still being pressed. Wait for them, then for whoever answers.",
+    keys_refused_try_tones: "The phone network did not press the keys, so nothing was pressed. To try again, call send_dtmf again: the keys will then be played as tones on the line.",
     leave_message_now: "Leave the voicemail message now.",
     machine_maybe: "The phone network's detector thinks a machine may have answered. If you are hearing a voicemail greeting, follow your instructions for voicemail. If it is a phone menu, keep navigating it with send_dtmf. If a person is talking, carry on normally.",
     callee_pressed_key: "(The restaurant pressed key {key} on the phone keypad.)",

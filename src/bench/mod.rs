@@ -25,10 +25,15 @@
 //! generator cost by themselves. `scripts/bench.sh` runs it in its own
 //! process on the server's core, so its CPU is measured the same way.
 //!
+//! Several servers sharing one call store (`--also-server`, e.g. two
+//! instances on PostgreSQL) share the calls in turn; `--database` reads what
+//! that store costs per call ([`database`]).
+//!
 //! `--news POSTGRES_URL` measures something else: how long call news takes
 //! from one instance to another through PostgreSQL ([`news`]).
 
 pub mod caller;
+pub mod database;
 pub mod news;
 pub mod procstat;
 pub mod standins;
@@ -67,8 +72,11 @@ pub struct LoadConfig {
     pub ramp: Duration,
     /// The server's Twilio auth token (the signature key).
     pub auth_token: String,
-    /// The server's process id, to read its CPU time and memory from `/proc`.
-    pub server_pid: Option<u32>,
+    /// The servers' process ids, to read their CPU time and memory from
+    /// `/proc` (added up).
+    pub server_pids: Vec<u32>,
+    /// The call store the servers share, to read what it costs.
+    pub database: Option<database::Database>,
     /// How long to wait for frames in flight when the calls end.
     pub drain: Duration,
     /// What the callee and the model do.
@@ -77,10 +85,11 @@ pub struct LoadConfig {
 
 /// What the load is pointed at.
 pub enum Target<'a> {
-    /// A reservoice server: calls are placed through its API.
+    /// Reservoice servers sharing one call store: calls are placed through
+    /// their APIs, in turn.
     Server {
-        /// `http://127.0.0.1:8080`
-        api_base: &'a str,
+        /// `http://127.0.0.1:8080`, and any more servers.
+        api_bases: &'a [String],
         /// Bearer token for `/api/*`, if the server requires one.
         api_token: Option<&'a str>,
         /// The REST stand-in the server was started with.
@@ -183,6 +192,8 @@ pub struct Report {
     pub round_trip: Percentiles,
     /// Round trips of every frame, ramp included.
     pub round_trip_all: Percentiles,
+    /// Servers the calls were spread over.
+    pub servers: usize,
     /// Frames still in the server's append buffer when their call ended
     /// (sent in its last 100 ms): neither returned nor lost.
     pub frames_excused: u64,
@@ -205,6 +216,8 @@ pub struct Report {
     pub appends: u64,
     /// The server (or, with `--pid` on a floor run, the floor) process.
     pub server: Option<ProcessCost>,
+    /// The call store's database (with `--database`).
+    pub database: Option<database::DatabaseCost>,
     /// The bench process itself (load generator and stand-ins).
     pub load_cpu_s: Option<f64>,
 }
@@ -222,6 +235,12 @@ impl Report {
             self.duration_s,
             self.ramp_s
         ));
+        if self.servers > 1 {
+            s.push_str(&format!(
+                "servers {} sharing one call store, calls placed in turn\n",
+                self.servers
+            ));
+        }
         s.push_str(&format!(
             "calls   requested {}  connected {}  bridged {}  failed {}\n",
             self.calls_requested, self.calls_connected, self.calls_bridged, self.calls_failed
@@ -301,6 +320,19 @@ impl Report {
                 c.rss_per_call_kib.map_or("?".into(), |v| format!("{v:.1}")),
                 c.peak_rss_kib,
             ));
+        }
+        if let Some(d) = &self.database {
+            match d.kind {
+                "postgres" => s.push_str(&format!(
+                    "database PostgreSQL: {} transactions per call, {} backends, {} CPU-ms per call-minute\n",
+                    d.transactions_per_call.map_or("?".into(), |v| format!("{v:.1}")),
+                    d.backends,
+                    d.cpu_ms_per_call_minute.map_or("?".into(), |v| format!("{v:.1}")),
+                )),
+                _ => s.push_str(
+                    "database SQLite: inside the server process (its cost is in the server's CPU)\n",
+                ),
+            }
         }
         if let Some(cpu) = self.load_cpu_s {
             s.push_str(&format!(
@@ -435,15 +467,20 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
         let ahead = steady_from.saturating_duration_since(Instant::now());
         model.count_from(wire::clock_us() + ahead.as_micros() as u64);
     }
-    let pid = config.server_pid;
-    let server_before = pid.and_then(|p| procstat::sample(Some(p)));
+    let pids = config.server_pids.as_slice();
+    let db = config.database.as_ref();
+    let db_before = match db {
+        Some(d) => d.sample().await,
+        None => Default::default(),
+    };
+    let server_before = procstat::sample_all(pids);
     let load_before = procstat::sample(None);
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut plans_failed: Vec<String> = Vec::new();
-    let mode = match target {
-        Target::Server { .. } => "server",
-        Target::Floor { .. } => "floor",
+    let (mode, servers) = match &target {
+        Target::Server { api_bases, .. } => ("server", api_bases.len()),
+        Target::Floor { .. } => ("floor", 1),
     };
     // One task per call on this runtime: place the call (or not), then stream.
     for index in 0..calls {
@@ -453,14 +490,14 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
             Box<dyn std::future::Future<Output = Result<StreamPlan, String>> + Send>,
         > = match &target {
             Target::Server {
-                api_base,
+                api_bases,
                 api_token,
                 twilio,
                 ..
             } => {
                 // Placed calls need the stand-in's TwiML: fetch it before spawning.
                 let http = http.clone();
-                let api_base = api_base.to_string();
+                let api_base = api_bases[index % api_bases.len().max(1)].clone();
                 let api_token = api_token.map(str::to_string);
                 let twiml_of = twilio.handle();
                 Box::pin(async move {
@@ -494,9 +531,17 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
 
     // Memory with every call connected: a second after the ramp.
     tokio::time::sleep_until(steady_from + Duration::from_secs(1)).await;
-    let server_connected = pid.and_then(|p| procstat::sample(Some(p)));
+    let server_connected = procstat::sample_all(pids);
+    let db_connected = match db {
+        Some(d) => d.sample().await,
+        None => Default::default(),
+    };
     tokio::time::sleep_until(timeline.until).await;
-    let server_steady_end = pid.and_then(|p| procstat::sample(Some(p)));
+    let server_steady_end = procstat::sample_all(pids);
+    let db_steady_end = match db {
+        Some(d) => d.sample().await,
+        None => Default::default(),
+    };
 
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -505,9 +550,18 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
             Err(e) => plans_failed.push(format!("call task failed: {e}")),
         }
     }
-    // Give the server a moment to close its sessions before the last reading.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let server_after = pid.and_then(|p| procstat::sample(Some(p)));
+    // Give the server a moment to close its sessions before the last
+    // reading (and PostgreSQL to publish its counts: about once a second).
+    tokio::time::sleep(Duration::from_millis(match db {
+        Some(_) => 1500,
+        None => 500,
+    }))
+    .await;
+    let server_after = procstat::sample_all(pids);
+    let db_after = match db {
+        Some(d) => d.sample().await,
+        None => Default::default(),
+    };
     let load_after = procstat::sample(None);
 
     let sent = tally.sent.load(Ordering::Relaxed);
@@ -583,7 +637,16 @@ pub async fn run(config: &LoadConfig, target: Target<'_>) -> anyhow::Result<Repo
         marks_echoed: tally.marks_echoed.load(Ordering::Relaxed),
         round_trip: steady,
         round_trip_all: all,
+        servers,
         server,
+        database: db.map(|d| {
+            d.cost(
+                [db_before, db_connected, db_steady_end, db_after],
+                connected,
+                bridged,
+                steady_secs,
+            )
+        }),
         load_cpu_s: match (load_before, load_after) {
             (Some(b), Some(a)) => Some(a.cpu.saturating_sub(b.cpu).as_secs_f64()),
             _ => None,

@@ -164,6 +164,7 @@ async fn run_on(url: &str, config: &NewsConfig) -> anyhow::Result<NewsReport> {
             default_timezone: chrono_tz::Tz::UTC,
             max_party_size: 20,
             dial_policy: Default::default(),
+            default_language: None,
         },
         chrono::Utc::now(),
     )

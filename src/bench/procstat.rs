@@ -32,6 +32,32 @@ pub fn sample(pid: Option<u32>) -> Option<ProcSample> {
     })
 }
 
+/// CPU time (user + system) of process `pid` so far, or `None` if `/proc`
+/// cannot tell.
+pub fn cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = cpu_ticks(&stat)?;
+    Some(Duration::from_secs_f64(
+        ticks as f64 / clock_ticks_per_second() as f64,
+    ))
+}
+
+/// Several processes read as one (CPU and memory added up), or `None` when
+/// `pids` is empty or any of them cannot be read.
+pub fn sample_all(pids: &[u32]) -> Option<ProcSample> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold(ProcSample::default(), |sum, &pid| {
+        let s = sample(Some(pid))?;
+        Some(ProcSample {
+            cpu: sum.cpu + s.cpu,
+            rss_kib: sum.rss_kib + s.rss_kib,
+            hwm_kib: sum.hwm_kib + s.hwm_kib,
+        })
+    })
+}
+
 /// utime + stime (fields 14 and 15) from a `/proc/PID/stat` line. The command
 /// name (field 2) may hold spaces and parentheses, so count from its last `)`.
 fn cpu_ticks(stat: &str) -> Option<u64> {

@@ -1,9 +1,11 @@
 //! One live call: the call core that decides everything (`state.rs`, no I/O,
 //! no clock), the session that drives it between a Twilio Media Stream and a
 //! Realtime connection, playback tracking for barge-in, and the
-//! answering-machine verdict.
+//! answering-machine verdict, and the registry that hands a call's next
+//! stream (after a key press through Twilio) to the session holding it.
 
 pub mod playback;
+pub mod rejoin;
 pub mod session;
 pub mod state;
 pub mod voicemail;
@@ -26,4 +28,6 @@ pub struct CallContext {
     /// Cancelled when the drain time after a shutdown signal is over: live
     /// calls then end politely.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// This instance's sessions waiting for their call's next stream.
+    pub rejoins: rejoin::Rejoins,
 }

@@ -1,6 +1,7 @@
 //! The driver of one live call: the stream's start (with its token check),
 //! the model session, then one `select!` loop that turns socket messages,
-//! the answering-machine verdict, shutdown and the core's deadline into
+//! the answering-machine verdict (from the store's news), the loss of the
+//! call's lease, shutdown and the core's deadline into
 //! [`Input`]s for the call core ([`CallState`], `state.rs`) and carries out
 //! the [`Action`]s it returns; what one input produces goes out in one write
 //! and one flush per socket. (Taking every message already waiting into the
@@ -12,6 +13,13 @@
 //! as the base64 text it arrived in, both ways; it is never decoded here.
 //! Transcript lines and the outcome go to a per-call writer task, so the
 //! database never stalls the audio.
+//!
+//! A key press through Twilio ([`Action::PressKeys`]) is a call update; the
+//! call's stream then ends and a new one opens, marked as its continuation
+//! ([`StreamContinuation`]). Landing here, it is handed to the waiting
+//! session ([`super::rejoin`]); landing on an instance with no such session,
+//! it carries the call on from the store ([`CallState::resume`]), and the
+//! instance that waited sees the claim in the store and yields.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -24,16 +32,21 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::{debug, info, warn, Instrument};
 
-use super::state::{Action, CallSetup, CallState, Input, Phase, Write};
+use super::rejoin::{Expected, NewStream};
+use super::state::{Action, CallSetup, CallState, Input, KeyPress, Phase, Resume, Write};
 use super::{voicemail, CallContext};
 use crate::agent::{prompts, tools, Brief};
 use crate::audio::recording::{self, Recorder};
 use crate::domain::reservation::ParameterError;
-use crate::domain::{AnsweredBy, Language, Outcome, OutcomeStatus, OutcomeWrite, Reservation};
+use crate::domain::{
+    AnsweredBy, Language, Outcome, OutcomeStatus, OutcomeWrite, Reservation, StreamContinuation,
+};
 use crate::phrases::{CallFacts, Phrases};
 use crate::realtime::{self, RealtimeConnection};
-use crate::store::{spawn_writer, CallWrite};
+use crate::store::{spawn_writer, CallWrite, LeaseGuard};
+use crate::twilio::rest::{TwilioError, UpdateFailure};
 use crate::twilio::stream::{self as ts, StreamEvent};
+use crate::twilio::twiml;
 
 type TwilioSink = SplitSink<WebSocket, Message>;
 type TwilioStream = SplitStream<WebSocket>;
@@ -42,6 +55,9 @@ type ModelStream = SplitStream<RealtimeConnection>;
 
 /// How long Twilio has to send `start` after the upgrade.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// While waiting for the call's next stream, how often the store is asked
+/// whether it reached another instance.
+const MOVED_POLL: Duration = Duration::from_millis(250);
 
 /// Handle a Media Stream WebSocket from upgrade to close.
 pub async fn run(ctx: CallContext, socket: WebSocket) {
@@ -67,9 +83,70 @@ pub async fn run(ctx: CallContext, socket: WebSocket) {
         }
     };
     let span = tracing::info_span!("call", call_sid = %start.call_sid);
-    run_call(ctx, start, twilio_tx, twilio_rx, bad_frames)
+    let continuation = match StreamContinuation::from_parameters(&start.custom_parameters) {
+        Ok(c) => c,
+        Err(e) => {
+            span.in_scope(
+                || warn!(error = %e, "a stream that cannot be placed in its call; closing it"),
+            );
+            close_twilio(twilio_tx).await;
+            return;
+        }
+    };
+    let Some(continuation) = continuation else {
+        run_call(ctx, start, twilio_tx, twilio_rx, bad_frames)
+            .instrument(span)
+            .await;
+        return;
+    };
+    rejoin(ctx, start, continuation, twilio_tx, twilio_rx, bad_frames)
         .instrument(span)
         .await;
+}
+
+/// A call's later stream (after a key press through Twilio): checked like a
+/// first stream, then handed to the session waiting for it here, or, when
+/// none waits here, the call goes on from the store.
+async fn rejoin(
+    ctx: CallContext,
+    start: ts::Start,
+    continuation: StreamContinuation,
+    twilio_tx: TwilioSink,
+    twilio_rx: TwilioStream,
+    bad_frames: u64,
+) {
+    let call_sid = start.call_sid.clone();
+    info!(
+        stream_sid = %start.stream_sid,
+        stream_number = continuation.stream_number,
+        parameters = %loggable_parameters(&start.custom_parameters),
+        "media stream started: the call goes on"
+    );
+    let expected = ctx.store.call_token(&call_sid).await;
+    let given = start.custom_parameters.get("call_token");
+    let token_ok = matches!(&expected, Ok(Some(expected))
+        if given.is_some_and(|got| crate::crypto::constant_time_eq(got, expected)));
+    if !token_ok {
+        // Not the call's stream: refused, and the call is left alone.
+        warn!("continuation stream refused: unknown call, or a missing or wrong call token");
+        close_twilio(twilio_tx).await;
+        return;
+    }
+    let stream = Box::new(NewStream {
+        start,
+        tx: twilio_tx,
+        rx: twilio_rx,
+    });
+    match ctx
+        .rejoins
+        .hand_over(&call_sid, continuation.stream_number, stream)
+    {
+        Ok(()) => info!("handed the new stream to the session holding the call"),
+        Err(stream) => {
+            info!("no session here holds the call; it goes on from the store");
+            run_resumed(ctx, stream, continuation, bad_frames).await;
+        }
+    }
 }
 
 async fn wait_for_start(rx: &mut TwilioStream, bad_frames: &mut u64) -> Option<ts::Start> {
@@ -88,6 +165,63 @@ async fn wait_for_start(rx: &mut TwilioStream, bad_frames: &mut u64) -> Option<t
         }
     }
     None
+}
+
+/// A continuation stream that reached an instance without the call's
+/// session: claim the stream in the store (the instance that waited for it
+/// yields on seeing the claim), then run the call on, briefing a new model
+/// session from the `<Parameter>`s and the transcript so far.
+async fn run_resumed(
+    ctx: CallContext,
+    stream: Box<NewStream>,
+    continuation: StreamContinuation,
+    bad_frames: u64,
+) {
+    let call_sid = stream.start.call_sid.clone();
+    match ctx
+        .store
+        .claim_stream(&call_sid, continuation.stream_number)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            warn!(
+                stream_number = continuation.stream_number,
+                "a stale or repeated stream of the call; closing it"
+            );
+            close_twilio(stream.tx).await;
+            return;
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot claim the call's new stream; closing it");
+            close_twilio(stream.tx).await;
+            return;
+        }
+    }
+    let history = match ctx.store.lines_after(&call_sid, 0).await {
+        Ok(lines) => lines
+            .into_iter()
+            .map(|(_, line)| (line.speaker, line.text))
+            .collect(),
+        Err(e) => {
+            warn!(error = %e, "cannot read the conversation so far; going on without it");
+            Vec::new()
+        }
+    };
+    let resume = Resume {
+        stream_number: continuation.stream_number,
+        call_clock_ms: continuation.call_clock_at(Utc::now()),
+        history,
+    };
+    run_session(
+        ctx,
+        stream.start,
+        stream.tx,
+        stream.rx,
+        bad_frames,
+        Some(resume),
+    )
+    .await;
 }
 
 async fn run_call(
@@ -137,7 +271,24 @@ async fn run_call(
             return;
         }
     }
+    if let Err(e) = ctx.store.stream_started(&call_sid).await {
+        warn!(error = %e, "cannot record the stream start");
+    }
+    run_session(ctx, start, twilio_tx, twilio_rx, bad_frames, None).await;
+}
 
+/// The call from its (checked) stream on: the reservation from the
+/// `<Parameter>`s, the model session, the core and its driver. `resume`: a
+/// later stream taken over from another instance.
+async fn run_session(
+    ctx: CallContext,
+    start: ts::Start,
+    twilio_tx: TwilioSink,
+    twilio_rx: TwilioStream,
+    bad_frames: u64,
+    resume: Option<Resume>,
+) {
+    let call_sid = start.call_sid.clone();
     let reservation =
         match Reservation::from_parameters(&start.custom_parameters, ctx.settings.max_party_size) {
             Ok(r) => r,
@@ -154,18 +305,19 @@ async fn run_call(
         time = %reservation.slot.time.format("%H:%M"),
         timezone = %reservation.slot.timezone.name(),
         flexibility_min = reservation.flexibility.get(),
+        language = %reservation.language,
         "agent briefed: {}",
         reservation.summary()
     );
-    if let Err(e) = ctx.store.stream_started(&call_sid).await {
-        warn!(error = %e, "cannot record the stream start");
-    }
-    let _lease = ctx.store.hold_lease(&call_sid);
+    // Held for the whole call: if this instance is judged dead, another
+    // finishes the record and the driver hears of it (`Input::LeaseLost`).
+    let lease = ctx.store.hold_lease(&call_sid);
 
     let (writes, writer) = spawn_writer(ctx.store.clone(), call_sid.clone());
-    // What the restaurant hears from the server itself. English for now: the
-    // call's own language is chosen by the language work (issue 12).
-    let spoken = Phrases::new(Language::ENGLISH);
+    // What the restaurant hears from the server itself, in the call's
+    // language (it travelled in the stream's parameters).
+    let language = reservation.language;
+    let spoken = Phrases::new(language);
     let brief = Brief::with_options(
         &reservation,
         Utc::now(),
@@ -174,7 +326,7 @@ async fn run_call(
             voicemail: ctx.settings.voicemail,
         },
     );
-    let model = match open_model(&ctx, &brief).await {
+    let model = match open_model(&ctx, &brief, language).await {
         Ok(m) => m,
         Err(e) => {
             warn!(error = %e, "Realtime API unavailable; ending the call politely");
@@ -184,7 +336,7 @@ async fn run_call(
                 Outcome::bare(OutcomeStatus::Failed, Some(why)),
                 OutcomeWrite::Fallback,
             ));
-            apologise_and_hang_up(&ctx, &call_sid, spoken.apology_technical()).await;
+            apologise_and_hang_up(&ctx, &call_sid, spoken.apology_technical(), language).await;
             drop(writes);
             let _ = writer.await;
             return;
@@ -192,46 +344,55 @@ async fn run_call(
     };
     let (model_tx, model_rx) = model.split();
     let (recorder, recording) = match recording::recording_path(&ctx.settings.data_dir, &call_sid) {
-        Some(path) if ctx.settings.record => {
+        // A call taken over from another instance is not recorded here: its
+        // recording is that instance's file.
+        Some(path) if ctx.settings.record && resume.is_none() => {
             let (r, task) = Recorder::start(path);
             (Some(r), Some(task))
         }
         _ => (None, None),
     };
-    let call = CallState::new(
-        CallSetup {
-            stream_sid: start.stream_sid.clone(),
-            timings: ctx.settings.timings.clone(),
-            voicemail: ctx.settings.voicemail,
-            record: recorder.is_some(),
-            voicemail_message: spoken.voicemail_instructions(&CallFacts {
-                customer: reservation.customer_name.as_str(),
-                restaurant: reservation.restaurant_name.as_str(),
-                party_size: reservation.party_size.get(),
-                slot: &reservation.slot,
-                callback: reservation.callback.as_ref().map(|c| c.as_str()),
-            }),
-            spoken,
-            prompts: &prompts::ENGLISH,
-        },
-        Instant::now(),
-    );
+    let setup = CallSetup {
+        stream_sid: start.stream_sid.clone(),
+        timings: ctx.settings.timings.clone(),
+        voicemail: ctx.settings.voicemail,
+        record: recorder.is_some(),
+        voicemail_message: spoken.voicemail_instructions(&CallFacts {
+            customer: reservation.customer_name.as_str(),
+            restaurant: reservation.restaurant_name.as_str(),
+            party_size: reservation.party_size.get(),
+            slot: &reservation.slot,
+            callback: reservation.callback.as_ref().map(|c| c.as_str()),
+        }),
+        spoken,
+        prompts: &prompts::ENGLISH,
+        dtmf: ctx.settings.dtmf,
+    };
+    let mut first = Vec::new();
+    let resumed = resume.is_some();
+    let call = match resume {
+        Some(resume) => CallState::resume(setup, resume, Instant::now(), &mut first),
+        None => CallState::new(setup, Instant::now()),
+    };
     let driver = Driver {
-        amd: Some(voicemail::watch_answered_by(
-            ctx.store.clone(),
-            call_sid.clone(),
-        )),
+        // A call taken over already had its verdict acted on.
+        amd: (!resumed).then(|| voicemail::watch_answered_by(ctx.store.clone(), call_sid.clone())),
         ctx,
         call_sid,
         brief,
+        language,
+        stream_params: start.custom_parameters,
         twilio_tx,
         twilio_rx: Some(twilio_rx),
         model_tx,
         model_rx: Some(model_rx),
         writes,
         recorder,
+        keys_update: None,
+        rejoin: None,
+        lease,
     };
-    let ignored = bad_frames + driver.run(call).await;
+    let ignored = bad_frames + driver.run(call, first).await;
     if ignored > 0 {
         warn!(
             bad_frames = ignored,
@@ -263,16 +424,18 @@ impl From<Write> for CallWrite {
 }
 
 /// Open the model session, trying a second time after a short pause.
+/// `language` is the call's: the hint for transcribing the restaurant.
 async fn open_model(
     ctx: &CallContext,
     brief: &Brief,
+    language: Language,
 ) -> Result<RealtimeConnection, realtime::RealtimeError> {
-    match open_model_once(ctx, brief).await {
+    match open_model_once(ctx, brief, language).await {
         Ok(ws) => Ok(ws),
         Err(first) => {
             warn!(error = %first, "Realtime API unavailable; trying once more");
             tokio::time::sleep(Duration::from_millis(500)).await;
-            open_model_once(ctx, brief).await
+            open_model_once(ctx, brief, language).await
         }
     }
 }
@@ -280,10 +443,12 @@ async fn open_model(
 async fn open_model_once(
     ctx: &CallContext,
     brief: &Brief,
+    language: Language,
 ) -> Result<RealtimeConnection, realtime::RealtimeError> {
     let settings = &ctx.settings.realtime;
     let mut ws = realtime::connect(settings).await?;
-    let update = realtime::client::session_update(settings, brief.as_str(), tools::definitions());
+    let update =
+        realtime::client::session_update(settings, brief.as_str(), tools::definitions(), language);
     ws.send(WsMessage::text(update))
         .await
         .map_err(|e| realtime::RealtimeError::Unreachable {
@@ -312,9 +477,10 @@ async fn end_unusable(ctx: &CallContext, call_sid: &str, e: ParameterError) {
     }
 }
 
-/// Replace the call's TwiML with a short apology and a hang-up.
-async fn apologise_and_hang_up(ctx: &CallContext, call_sid: &str, text: &str) {
-    let twiml = crate::twilio::twiml::say_and_hangup(text);
+/// Replace the call's TwiML with a short apology and a hang-up, said in the
+/// call's language by a voice that speaks it.
+async fn apologise_and_hang_up(ctx: &CallContext, call_sid: &str, text: &str, language: Language) {
+    let twiml = crate::twilio::twiml::say_and_hangup_in(text, &language);
     if let Err(e) = ctx.twilio.redirect_twiml(call_sid, &twiml).await {
         warn!(error = %e, "could not redirect the call to the apology; hanging up");
         let _ = ctx.twilio.hang_up(call_sid).await;
@@ -343,8 +509,15 @@ enum Wake {
     Twilio(Option<Result<Message, axum::Error>>),
     Model(Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>),
     AnsweredBy(Option<AnsweredBy>),
+    LeaseLost,
     Shutdown,
     Timeout,
+    /// Twilio's answer to the key-press update.
+    KeysUpdate(Result<(), TwilioError>),
+    /// The call's next stream reached this instance (`None`: no longer awaited).
+    Rejoined(Option<Box<NewStream>>),
+    /// Time to ask the store whether the next stream went elsewhere.
+    CheckMoved,
 }
 
 /// The sockets and tasks of one call: everything the core may not touch.
@@ -353,6 +526,9 @@ struct Driver {
     call_sid: String,
     /// The instructions (kept to brief a new session after a reconnect).
     brief: Brief,
+    /// The call's language: the transcription hint of a new session, the
+    /// language and voice of the apology `<Say>`.
+    language: Language,
     twilio_tx: TwilioSink,
     /// `None` once Twilio's side ended.
     twilio_rx: Option<TwilioStream>,
@@ -364,14 +540,47 @@ struct Driver {
     writes: mpsc::UnboundedSender<Write>,
     /// `--record`: the recorder task's handle (audio is decoded there, not here).
     recorder: Option<Recorder>,
+    /// The current stream's `<Parameter>`s (the next stream carries them on).
+    stream_params: HashMap<String, String>,
+    /// Twilio's answer to a key-press update under way.
+    keys_update: Option<oneshot::Receiver<Result<(), TwilioError>>>,
+    /// Waiting for the call's next stream (after a key-press update).
+    rejoin: Option<Expected>,
+    /// The call's lease, renewed in the background until the driver ends.
+    lease: LeaseGuard,
+}
+
+/// Twilio's answer to the key-press update, once it comes.
+async fn keys_answer(
+    rx: &mut Option<oneshot::Receiver<Result<(), TwilioError>>>,
+) -> Result<(), TwilioError> {
+    match rx {
+        Some(rx) => rx.await.unwrap_or_else(|_| {
+            Err(TwilioError::Transport(
+                "the key-press update was abandoned".into(),
+            ))
+        }),
+        None => std::future::pending().await,
+    }
+}
+
+/// The call's next stream, once it reaches this instance.
+async fn arrival(rejoin: &mut Option<Expected>) -> Option<Box<NewStream>> {
+    match rejoin {
+        Some(expected) => (&mut expected.arrival).await.ok(),
+        None => std::future::pending().await,
+    }
 }
 
 impl Driver {
     /// Run the call until the core closes it; returns the Twilio frames it
     /// ignored.
-    async fn run(mut self, mut call: CallState) -> u64 {
+    async fn run(mut self, mut call: CallState, first: Vec<Action>) -> u64 {
         let shutdown = self.ctx.shutdown.clone();
+        let mut moved_poll = tokio::time::interval(MOVED_POLL);
+        moved_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown_told = false;
+        let mut lease_lost = false;
         // One timer, moved only when the core's deadline moves.
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
@@ -379,6 +588,8 @@ impl Driver {
         // Reused for every input: the hot path allocates no action list.
         let mut out: Vec<Action> = Vec::with_capacity(16);
         let mut doing: Vec<Action> = Vec::with_capacity(16);
+        out.extend(first);
+        self.carry_out(&mut call, &mut out, &mut doing).await;
         while call.phase() != Phase::Closed {
             let deadline = call.poll_timeout();
             if deadline != armed {
@@ -391,8 +602,12 @@ impl Driver {
                 m = next_of(&mut self.twilio_rx) => Wake::Twilio(m),
                 m = next_of(&mut self.model_rx) => Wake::Model(m),
                 who = verdict(&mut self.amd) => Wake::AnsweredBy(who),
+                () = self.lease.lost(), if !lease_lost => Wake::LeaseLost,
                 () = shutdown.cancelled(), if !shutdown_told => Wake::Shutdown,
                 () = &mut sleep, if armed.is_some() => Wake::Timeout,
+                r = keys_answer(&mut self.keys_update) => Wake::KeysUpdate(r),
+                s = arrival(&mut self.rejoin) => Wake::Rejoined(s),
+                _ = moved_poll.tick(), if self.rejoin.is_some() => Wake::CheckMoved,
             };
             let now = Instant::now();
             match wake {
@@ -404,6 +619,10 @@ impl Driver {
                         call.handle(Input::AnsweredBy(who), now, &mut out);
                     }
                 }
+                Wake::LeaseLost => {
+                    lease_lost = true;
+                    call.handle(Input::LeaseLost, now, &mut out);
+                }
                 Wake::Shutdown => {
                     shutdown_told = true;
                     call.handle(Input::Shutdown, now, &mut out);
@@ -413,8 +632,52 @@ impl Driver {
                     armed = None;
                     call.handle(Input::Timeout, now, &mut out);
                 }
+                Wake::KeysUpdate(answer) => {
+                    self.keys_update = None;
+                    let input = match answer {
+                        Ok(()) => Input::KeysAccepted,
+                        Err(e) => {
+                            warn!(error = %e, "the key-press update failed");
+                            Input::KeysFailed(e.update_failure(), e.to_string())
+                        }
+                    };
+                    call.handle(input, now, &mut out);
+                }
+                Wake::Rejoined(Some(stream)) => {
+                    self.rejoin = None;
+                    let old = std::mem::replace(&mut self.twilio_tx, stream.tx);
+                    close_twilio(old).await;
+                    self.twilio_rx = Some(stream.rx);
+                    self.stream_params = stream.start.custom_parameters;
+                    self.claim_stream(call.stream_number().saturating_add(1));
+                    call.handle(
+                        Input::StreamRejoined(stream.start.stream_sid),
+                        now,
+                        &mut out,
+                    );
+                }
+                Wake::Rejoined(None) => self.rejoin = None,
+                Wake::CheckMoved => {
+                    let waiting_for = call.stream_number().saturating_add(1);
+                    match self.ctx.store.newest_stream(&self.call_sid).await {
+                        Ok(Some(newest)) if newest >= waiting_for => {
+                            self.rejoin = None;
+                            call.handle(Input::StreamMoved, Instant::now(), &mut out);
+                        }
+                        Ok(_) => {}
+                        Err(e) => debug!(error = %e, "cannot read the call's newest stream yet"),
+                    }
+                }
             }
             self.carry_out(&mut call, &mut out, &mut doing).await;
+            if !matches!(
+                call.phase(),
+                Phase::PressingKeys { .. } | Phase::Rejoining { .. }
+            ) {
+                // Nothing is awaited any more (refused, or the call ended).
+                self.rejoin = None;
+                self.keys_update = None;
+            }
         }
         call.bad_frames()
     }
@@ -507,12 +770,17 @@ impl Driver {
                     }
                     Action::HangUp => self.hang_up(),
                     Action::Apologise(text) => {
-                        apologise_and_hang_up(&self.ctx, &self.call_sid, text).await;
+                        apologise_and_hang_up(&self.ctx, &self.call_sid, text, self.language).await;
                     }
                     Action::ReconnectModel => {
                         let input = self.reconnect().await;
                         to_model = false;
                         call.handle(input, Instant::now(), out);
+                    }
+                    Action::PressKeys(keys) => {
+                        if let Err(input) = self.press_keys(keys) {
+                            call.handle(input, Instant::now(), out);
+                        }
                     }
                     Action::Close => {
                         let _ = self.model_tx.send(WsMessage::Close(None)).await;
@@ -548,9 +816,63 @@ impl Driver {
         );
     }
 
+    /// Update the call to press `keys` and open its next stream with the
+    /// current stream's parameters plus the continuation; the answer comes
+    /// back as [`Wake::KeysUpdate`]. `Err`: the update could not be written
+    /// (the core is told it was refused).
+    fn press_keys(&mut self, keys: KeyPress) -> Result<(), Input<'static>> {
+        let continuation = StreamContinuation {
+            stream_number: keys.stream_number,
+            call_clock_ms: keys.call_clock_ms,
+            updated_at: Utc::now(),
+        };
+        let parameters = continuation.next_stream_parameters(&self.stream_params);
+        let public = &self.ctx.settings.public_url;
+        let doc = twiml::play_digits_then_connect_stream(
+            &keys.digits,
+            &public.stream_url(),
+            Some(&public.stream_status_callback()),
+            &parameters,
+        )
+        .map_err(|e| {
+            warn!(error = %e, "cannot write the key-press TwiML");
+            Input::KeysFailed(UpdateFailure::Refused, e.to_string())
+        })?;
+        // Registered before the update, so a fast stream cannot miss us.
+        self.rejoin = Some(self.ctx.rejoins.expect(&self.call_sid, keys.stream_number));
+        let (answer_tx, answer_rx) = oneshot::channel();
+        self.keys_update = Some(answer_rx);
+        let ctx = self.ctx.clone();
+        let call_sid = self.call_sid.clone();
+        info!(digits = %keys.digits, stream_number = keys.stream_number, "updating the call to press keys");
+        tokio::spawn(
+            async move {
+                let answer = ctx.twilio.redirect_twiml(&call_sid, &doc).await;
+                let _ = answer_tx.send(answer.map(|_| ()));
+            }
+            .in_current_span(),
+        );
+        Ok(())
+    }
+
+    /// Record in the store that the call's newest stream is here (a copy of
+    /// an older stream arriving elsewhere is then refused as stale).
+    fn claim_stream(&self, stream_number: u32) {
+        let store = self.ctx.store.clone();
+        let call_sid = self.call_sid.clone();
+        tokio::spawn(
+            async move {
+                if let Err(e) = store.claim_stream(&call_sid, stream_number).await {
+                    warn!(error = %e, "cannot record the call's new stream");
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
     /// Open a new model session with the same brief.
     async fn reconnect(&mut self) -> Input<'static> {
-        match open_model(&self.ctx, &self.brief).await {
+        match open_model(&self.ctx, &self.brief, self.language).await {
             Ok(ws) => {
                 let (tx, rx) = ws.split();
                 self.model_tx = tx;

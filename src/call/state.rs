@@ -37,11 +37,13 @@ use crate::agent::tools::ToolCall;
 use crate::agent::Prompts;
 use crate::audio::dtmf::{self, Key, Keys};
 use crate::audio::recording::Audio;
-use crate::config::{CallTimings, VoicemailPolicy};
+use crate::config::{CallTimings, DtmfMode, VoicemailPolicy};
 use crate::domain::{AnsweredBy, Outcome, OutcomeStatus, OutcomeWrite, Speaker, TranscriptLine};
 use crate::phrases::Phrases;
 use crate::realtime::events::{self as rt, ResponseRef, ServerEvent};
+use crate::twilio::rest::UpdateFailure;
 use crate::twilio::stream::{self as ts, StreamEvent};
+use crate::twilio::twiml::{PlayDigits, LEAD_PAUSE};
 
 #[cfg(test)]
 mod tests;
@@ -56,6 +58,18 @@ pub const APOLOGY_WAIT: Duration = Duration::from_secs(5);
 pub const LAST_WORDS: Duration = Duration::from_millis(300);
 /// Playback item ids of keypad tones (never a model item).
 const DTMF_ITEM: &str = "dtmf_";
+/// After Twilio accepted a key-press update (`<Play digits>`, then a new
+/// `<Connect><Stream>`), how long the new stream has to arrive before the
+/// call ends as failed (issue 14: it must not hang). Also how long the
+/// driver has to report Twilio's answer to the update.
+pub const REJOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Before a key-press update, the agent's queued speech plays out; if its
+/// marks have not all come back this long after it should have ended, the
+/// rest is cleared and the keys pressed anyway.
+pub const KEYS_WAIT_GRACE: Duration = Duration::from_secs(2);
+/// Twilio's `w` pause (half a second) that leads the keys it plays
+/// ([`LEAD_PAUSE`]): where the keys' tones go in a recording.
+const LEAD_PAUSE_MS: u64 = 500;
 /// Milliseconds of audio in one Twilio `media` frame.
 const TWILIO_FRAME_MS: u64 = 20;
 /// mu-law at 8 kHz.
@@ -80,6 +94,37 @@ pub struct CallSetup {
     /// The system message that makes the model leave the voicemail message
     /// (built from the reservation, in the call's language).
     pub voicemail_message: String,
+    /// How `send_dtmf` presses keys: through Twilio (a call update, then a
+    /// new stream) or as tones inside the stream (`--dtmf`).
+    pub dtmf: DtmfMode,
+}
+
+/// Where a call taken over from another stream stands (its stream landed on
+/// an instance that did not hold its model session): see
+/// [`CallState::resume`].
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// Which stream of the call this is (2 or more).
+    pub stream_number: u32,
+    /// The call's clock when this stream started (ms since the first
+    /// stream started).
+    pub call_clock_ms: u64,
+    /// The transcript so far, from the store, in order: the new model
+    /// session is briefed with it.
+    pub history: Vec<(Speaker, String)>,
+}
+
+/// A key press through Twilio, for the driver to send as a call update:
+/// `<Play digits>` then a new `<Connect><Stream>` whose parameters are the
+/// current stream's plus the continuation (stream number, call clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPress {
+    /// The keys as `<Play digits>` plays them (with the lead pause).
+    pub digits: PlayDigits,
+    /// The number of the stream the update opens.
+    pub stream_number: u32,
+    /// The call's clock when the update is sent.
+    pub call_clock_ms: u64,
 }
 
 /// Something that happened on the call.
@@ -103,8 +148,25 @@ pub enum Input<'a> {
     AnsweredBy(AnsweredBy),
     /// The drain time after a shutdown signal is over: end the call politely.
     Shutdown,
+    /// Another instance took the call over: this instance's lease on it
+    /// expired (it was judged dead, e.g. cut off from the database for too
+    /// long) and a reaper finished the record and hung up. The call closes at
+    /// once and writes nothing more, so the reaper's record stands.
+    LeaseLost,
     /// The deadline [`CallState::poll_timeout`] gave has come.
     Timeout,
+    /// Twilio accepted the key-press update of [`Action::PressKeys`]: the
+    /// stream will end, Twilio plays the keys, a new stream opens.
+    KeysAccepted,
+    /// The key-press update failed: what that means for the call, and
+    /// Twilio's words.
+    KeysFailed(UpdateFailure, String),
+    /// The call's new stream (after a key press) reached this instance and
+    /// the driver now talks to it: its `streamSid`.
+    StreamRejoined(String),
+    /// The call's new stream reached another instance, which goes on with
+    /// the call: this session yields (no outcome, no apology).
+    StreamMoved,
 }
 
 /// What the driver must do, in the order given.
@@ -127,6 +189,11 @@ pub enum Action {
     /// Open a new model session with the same brief, then report
     /// [`Input::ModelReconnected`] or [`Input::ModelReconnectFailed`].
     ReconnectModel,
+    /// Update the call through Twilio's REST API to press these keys and
+    /// reconnect the stream; report [`Input::KeysAccepted`] or
+    /// [`Input::KeysFailed`], then [`Input::StreamRejoined`] or
+    /// [`Input::StreamMoved`] when the new stream arrives.
+    PressKeys(KeyPress),
     /// The call is over: close both sockets.
     Close,
 }
@@ -174,8 +241,40 @@ pub enum Phase {
         /// Close the stream ourselves then.
         close_at: Instant,
     },
+    /// Keys are being pressed through Twilio ([`DtmfMode::Twilio`]): first
+    /// the agent's queued speech plays out, then the call update is sent and
+    /// its answer awaited.
+    PressingKeys {
+        /// The update ([`Action::PressKeys`]) was sent.
+        update_sent: bool,
+        /// Before it is sent: send it then even if speech is still queued.
+        /// After: give up waiting for Twilio's answer then.
+        until: Instant,
+    },
+    /// Twilio accepted the update: the old stream ends, Twilio plays the
+    /// keys, and the call's new stream is awaited.
+    Rejoining {
+        /// The new stream has not come by then: the call ends as failed.
+        give_up_at: Instant,
+    },
     /// Over: [`Action::Close`] was given.
     Closed,
+}
+
+/// A key press through Twilio under way.
+#[derive(Debug)]
+struct PendingKeys {
+    /// The `send_dtmf` call to answer.
+    call_id: String,
+    keys: Keys,
+    digits: PlayDigits,
+    /// The call's clock when the update was sent.
+    clock_at_update: u64,
+    /// When the update was sent (the gap is counted from then).
+    sent_at: Option<Instant>,
+    /// The transcript line and the tool output were given (once the update
+    /// is known to have landed).
+    told: bool,
 }
 
 /// One agent item (a spoken reply) as far as the call is concerned.
@@ -244,6 +343,10 @@ enum End {
     Limit(String),
     /// The server is shutting down and the drain time is over.
     Shutdown,
+    /// After a key press through Twilio, the new stream never came.
+    NoNewStream,
+    /// A call update found the call over.
+    CallOver,
 }
 
 /// The state of one live call, from the stream's `start` to its end.
@@ -275,6 +378,17 @@ pub struct CallState {
     last_activity: Instant,
     bad_frames: u64,
     truncate_seq: u64,
+    /// Which stream of the call is current (1: the first).
+    stream_number: u32,
+    /// The call's clock when the current stream started: its
+    /// `media.timestamp`s count from there.
+    stream_offset_ms: u64,
+    /// The current stream has not ended (`stop` or close).
+    stream_open: bool,
+    /// A key press through Twilio under way.
+    key_press: Option<PendingKeys>,
+    /// Twilio refused a key-press update: later keys play in-band.
+    keys_inband: bool,
     /// The callee's audio not yet appended (with `append_ms` above 20).
     inbound: Vec<u8>,
 }
@@ -303,8 +417,47 @@ impl CallState {
             history: Vec::new(),
             bad_frames: 0,
             truncate_seq: 0,
+            stream_number: 1,
+            stream_offset_ms: 0,
+            stream_open: true,
+            key_press: None,
+            keys_inband: false,
             inbound: Vec::new(),
         }
+    }
+
+    /// A call whose new stream (after a key press through Twilio) reached
+    /// this instance, which did not hold its model session: the new session
+    /// (opened at `now`) gets the conversation so far, and the call's clock
+    /// goes on from `resume.call_clock_ms`. The agent does not speak first:
+    /// keys were just pressed, and whoever answers speaks next.
+    pub fn resume(
+        setup: CallSetup,
+        resume: Resume,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> CallState {
+        let mut call = CallState::new(setup, now);
+        call.phase = Phase::Talking;
+        call.stream_number = resume.stream_number;
+        call.stream_offset_ms = resume.call_clock_ms;
+        call.clock_ms = resume.call_clock_ms;
+        call.model_clock_offset_ms = resume.call_clock_ms;
+        call.history = resume.history;
+        let restore = call.setup.prompts.restore(&call.history);
+        out.push(Action::Model(rt::text_item("system", &restore)));
+        info!(
+            stream_number = call.stream_number,
+            call_clock_ms = call.clock_ms,
+            restored_lines = call.history.len(),
+            "call resumed on a new stream"
+        );
+        call
+    }
+
+    /// Which stream of the call is current (1: the first).
+    pub fn stream_number(&self) -> u32 {
+        self.stream_number
     }
 
     /// Where the call is.
@@ -324,6 +477,8 @@ impl CallState {
             Phase::Finishing { hang_up_at, .. } => Some(hang_up_at),
             Phase::HungUp { give_up_at } => Some(give_up_at),
             Phase::Apologising { close_at } => Some(close_at),
+            Phase::PressingKeys { until, .. } => Some(until),
+            Phase::Rejoining { give_up_at } => Some(give_up_at),
             Phase::Talking | Phase::Closed => None,
         };
         let limits = self
@@ -335,8 +490,13 @@ impl CallState {
     /// Decide what `input`, arriving at `now`, calls for; the actions are
     /// appended to `out` (the driver carries them out and clears it).
     pub fn handle(&mut self, input: Input<'_>, now: Instant, out: &mut Vec<Action>) {
+        // Whatever the phase, frames must name the stream the driver talks to.
+        if let Input::StreamRejoined(stream_sid) = input {
+            return self.on_stream_rejoined(stream_sid, now, out);
+        }
         match self.phase {
             Phase::Closed => return,
+            _ if matches!(input, Input::LeaseLost) => return self.on_lease_lost(out),
             Phase::Apologising { close_at } => {
                 // Only the end of the stream matters now.
                 let ended = match input {
@@ -356,6 +516,7 @@ impl CallState {
         }
         match input {
             Input::Twilio(text) => self.on_twilio(text, now, out),
+            Input::TwilioClosed if self.between_streams() => self.old_stream_ended(out),
             Input::TwilioClosed => self.end(End::TwilioClosed, now, out),
             Input::Model(text) => self.on_model(text, now, out),
             Input::ModelLost(why) => self.on_model_lost(why, now, out),
@@ -375,7 +536,41 @@ impl CallState {
                 }
             }
             Input::Timeout => self.on_timeout(now, out),
+            Input::KeysAccepted => self.on_keys_accepted(now, out),
+            Input::KeysFailed(failure, why) => self.on_keys_failed(failure, &why, now, out),
+            Input::StreamRejoined(_) => {}
+            Input::StreamMoved => {
+                if self.between_streams() {
+                    info!("the call's new stream reached another instance; it goes on there");
+                    self.flush_pending_lines(false, out);
+                    self.close(out);
+                }
+            }
+            Input::LeaseLost => self.on_lease_lost(out),
         }
+    }
+
+    /// The record is the reaper's now (finished `failed`, the line hung up
+    /// through Twilio's REST API): close without a line, an outcome or an
+    /// apology, whatever phase the call was in. What is still waiting to be
+    /// heard is dropped, and said so in the log.
+    fn on_lease_lost(&mut self, out: &mut Vec<Action>) {
+        if self.between_streams() {
+            // Not a reaper: the instance the call's new stream reached took
+            // the lease, and goes on with the call (as `StreamMoved`).
+            info!("the call's new stream reached another instance, which took its lease; closing");
+            return self.close(out);
+        }
+        let unwritten = self
+            .items
+            .values()
+            .filter(|i| matches!(i.line, AgentLine::Pending(_)))
+            .count();
+        warn!(
+            unwritten,
+            "another instance finished this call (its lease was lost); closing without writing"
+        );
+        self.close(out);
     }
 
     /// Greeting, talking or finishing: the limits apply and the call may
@@ -383,7 +578,23 @@ impl CallState {
     fn is_live(&self) -> bool {
         matches!(
             self.phase,
-            Phase::Greeting { .. } | Phase::Talking | Phase::Finishing { .. }
+            Phase::Greeting { .. }
+                | Phase::Talking
+                | Phase::Finishing { .. }
+                | Phase::PressingKeys { .. }
+                | Phase::Rejoining { .. }
+        )
+    }
+
+    /// The key-press update was sent: the current stream is going away (or
+    /// gone) and the next one is awaited.
+    fn between_streams(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::PressingKeys {
+                update_sent: true,
+                ..
+            } | Phase::Rejoining { .. }
         )
     }
 
@@ -414,6 +625,27 @@ impl CallState {
                 warn!("Twilio did not end the stream after the hang-up; closing it");
                 self.end(End::TwilioClosed, now, out);
                 return;
+            }
+            Phase::PressingKeys {
+                update_sent: false,
+                until,
+            } if now >= until => self.maybe_send_keys(now, out),
+            Phase::PressingKeys {
+                update_sent: true,
+                until,
+            } if now >= until => {
+                let why = "no answer from Twilio to the key-press update";
+                self.on_keys_failed(UpdateFailure::Unknown, why, now, out);
+            }
+            Phase::Rejoining { give_up_at } if now >= give_up_at => {
+                if self.stream_open {
+                    // The old stream never ended: the update did not land.
+                    let why = "Twilio did not apply the call update";
+                    self.keys_not_pressed(why, now, out);
+                } else {
+                    self.end(End::NoNewStream, now, out);
+                    return;
+                }
             }
             _ => {}
         }
@@ -447,7 +679,8 @@ impl CallState {
         };
         match event {
             StreamEvent::Media { media } => {
-                let timestamp = media.timestamp_ms();
+                // The call's clock: this stream's timestamps count from its start.
+                let timestamp = media.timestamp_ms().map(|ts| self.stream_offset_ms + ts);
                 if let Some(ts) = timestamp {
                     self.clock_ms = self.clock_ms.max(ts);
                 }
@@ -488,6 +721,7 @@ impl CallState {
                     )));
                 }
             }
+            StreamEvent::Mark { .. } if self.between_streams() => {}
             StreamEvent::Mark { mark } => {
                 let echo = self.playback.mark_echoed(&mark.name, self.clock_ms);
                 if let Echo::Played { item_id, .. } = &echo {
@@ -499,6 +733,7 @@ impl CallState {
                     debug!(mark = %mark.name, "unknown mark echoed");
                 }
                 self.maybe_schedule_hangup(now);
+                self.maybe_send_keys(now, out);
             }
             StreamEvent::Dtmf { dtmf } => {
                 let mut chars = dtmf.digit.chars();
@@ -507,6 +742,7 @@ impl CallState {
                     _ => self.count_bad_frame(),
                 }
             }
+            StreamEvent::Stop {} if self.between_streams() => self.old_stream_ended(out),
             StreamEvent::Stop {} => self.end(End::Stopped, now, out),
             StreamEvent::Start { .. } | StreamEvent::Connected { .. } | StreamEvent::Other => {
                 self.count_bad_frame()
@@ -630,6 +866,9 @@ impl CallState {
     ) {
         if !rt::is_base64_text(delta) {
             return;
+        }
+        if self.between_streams() {
+            return self.drop_audio_between_streams(response_id, item_id, out);
         }
         // Look before inserting: keys are allocated once per reply and per
         // item, not per chunk.
@@ -899,7 +1138,25 @@ impl CallState {
                     }
                 }
             }
+            Ok(ToolCall::SendDtmf(_)) if self.key_press.is_some() => {
+                reply = false;
+                json!({"error": prompts.keys_busy})
+            }
             Ok(ToolCall::SendDtmf(keys)) => {
+                if self.setup.dtmf == DtmfMode::Twilio
+                    && !self.keys_inband
+                    && matches!(self.phase, Phase::Greeting { .. } | Phase::Talking)
+                {
+                    match PlayDigits::press(&keys.to_string()) {
+                        Ok(digits) => {
+                            // Answered once Twilio answers the update.
+                            return self.start_key_press(call_id, keys, digits, now, out);
+                        }
+                        // Not one of today's keys (0-9 * # are all playable),
+                        // but a key Twilio cannot press still gets pressed.
+                        Err(e) => warn!(error = %e, "pressing the keys in-band instead"),
+                    }
+                }
                 self.press_keys(&keys, out);
                 reply = false;
                 json!({"done": true, "pressed": keys.to_string(), "next": prompts.keys_played_wait})
@@ -961,6 +1218,260 @@ impl CallState {
         ts::media(&self.setup.stream_sid, &b64, &mut media);
         out.push(Action::Twilio(media));
         out.push(Action::Twilio(ts::mark(&self.setup.stream_sid, &mark_name)));
+    }
+
+    /// `send_dtmf` in [`DtmfMode::Twilio`]: let the agent's queued speech
+    /// play out, then ask the driver to update the call.
+    fn start_key_press(
+        &mut self,
+        call_id: &str,
+        keys: Keys,
+        digits: PlayDigits,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        info!(digits = %keys, "pressing keys through Twilio");
+        let unplayed = Duration::from_millis(self.playback.unplayed_ms(self.clock_ms));
+        self.key_press = Some(PendingKeys {
+            call_id: call_id.to_string(),
+            keys,
+            digits,
+            clock_at_update: self.clock_ms,
+            sent_at: None,
+            told: false,
+        });
+        self.phase = Phase::PressingKeys {
+            update_sent: false,
+            until: now + unplayed + KEYS_WAIT_GRACE,
+        };
+        self.maybe_send_keys(now, out);
+    }
+
+    /// Send the key-press update once nothing of the agent's speech is
+    /// waiting at Twilio (or the wait is over: then what is left is cleared,
+    /// so it cannot play after the keys, twilio.md 5.10).
+    fn maybe_send_keys(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Phase::PressingKeys {
+            update_sent: false,
+            until,
+        } = self.phase
+        else {
+            return;
+        };
+        if !self.playback.is_idle() {
+            if now < until {
+                return;
+            }
+            warn!("the agent's speech did not finish playing; clearing it to press the keys");
+            self.barge_in(out);
+        }
+        let clock_ms = self.clock_ms;
+        let Some(keys) = self.key_press.as_mut() else {
+            return;
+        };
+        keys.clock_at_update = clock_ms;
+        keys.sent_at = Some(now);
+        out.push(Action::PressKeys(KeyPress {
+            digits: keys.digits.clone(),
+            stream_number: self.stream_number.saturating_add(1),
+            call_clock_ms: clock_ms,
+        }));
+        self.last_activity = now;
+        self.phase = Phase::PressingKeys {
+            update_sent: true,
+            until: now + REJOIN_TIMEOUT,
+        };
+    }
+
+    /// Twilio accepted the update: the keys will be played; the new stream
+    /// is awaited.
+    fn on_keys_accepted(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if !matches!(
+            self.phase,
+            Phase::PressingKeys {
+                update_sent: true,
+                ..
+            }
+        ) {
+            return;
+        }
+        self.phase = Phase::Rejoining {
+            give_up_at: now + REJOIN_TIMEOUT,
+        };
+        self.keys_pressed(out);
+    }
+
+    /// The keys were (or are being) played on the line: the transcript shows
+    /// them once, the recording gets their tones where Twilio plays them,
+    /// and the agent is told to wait for the line.
+    fn keys_pressed(&mut self, out: &mut Vec<Action>) {
+        let Some(keys) = self.key_press.as_mut() else {
+            return;
+        };
+        if keys.told {
+            return;
+        }
+        keys.told = true;
+        let (call_id, pressed, at_ms) = (
+            keys.call_id.clone(),
+            keys.keys.clone(),
+            keys.clock_at_update,
+        );
+        let prompts = self.setup.prompts;
+        if self.setup.record {
+            let tones = dtmf::tones(&pressed);
+            out.push(Action::Record(Audio::OutboundMulaw(
+                at_ms + LEAD_PAUSE_MS * LEAD_PAUSE.len() as u64,
+                tones,
+            )));
+        }
+        self.write_line(Speaker::Agent, prompts.pressed(&pressed), at_ms, out);
+        let output =
+            json!({"done": true, "pressed": pressed.to_string(), "next": prompts.keys_played_wait});
+        out.push(Action::Model(rt::function_call_output(&call_id, &output)));
+    }
+
+    /// The key-press update failed.
+    fn on_keys_failed(
+        &mut self,
+        failure: UpdateFailure,
+        why: &str,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if !matches!(
+            self.phase,
+            Phase::PressingKeys {
+                update_sent: true,
+                ..
+            }
+        ) {
+            return;
+        }
+        match failure {
+            UpdateFailure::CallOver => {
+                info!("the key-press update found the call over ({why})");
+                self.end(End::CallOver, now, out);
+            }
+            UpdateFailure::Refused if self.stream_open => self.keys_not_pressed(why, now, out),
+            // Refused, yet the stream is gone: nothing can carry the call on.
+            UpdateFailure::Refused => self.end(End::NoNewStream, now, out),
+            UpdateFailure::Unknown => {
+                // It may have landed: the old stream's end will tell (then
+                // the keys are being played), or the deadline will.
+                warn!("no clear answer to the key-press update ({why}); watching the stream");
+                self.phase = Phase::Rejoining {
+                    give_up_at: now + REJOIN_TIMEOUT,
+                };
+                if !self.stream_open {
+                    self.keys_pressed(out);
+                }
+            }
+        }
+    }
+
+    /// The keys were not pressed and the stream goes on: the agent is told,
+    /// and its next `send_dtmf` plays them in-band.
+    fn keys_not_pressed(&mut self, why: &str, now: Instant, out: &mut Vec<Action>) {
+        let Some(keys) = self.key_press.take() else {
+            return;
+        };
+        warn!("Twilio did not press the keys ({why}); later keys are played in-band");
+        self.keys_inband = true;
+        self.phase = Phase::Talking;
+        self.last_activity = now;
+        let prompts = self.setup.prompts;
+        if keys.told {
+            // The agent was told they were pressed: correct that.
+            out.push(Action::Model(rt::text_item(
+                "system",
+                prompts.keys_refused_try_tones,
+            )));
+        } else {
+            let output = json!({
+                "error": format!("Twilio did not press the keys: {why}"),
+                "next": prompts.keys_refused_try_tones,
+            });
+            out.push(Action::Model(rt::function_call_output(
+                &keys.call_id,
+                &output,
+            )));
+        }
+        self.ask_for_reply(None, out);
+    }
+
+    /// The old stream ended (`stop` or its socket closed) after the update:
+    /// Twilio applied it and plays the keys.
+    fn old_stream_ended(&mut self, out: &mut Vec<Action>) {
+        if !self.stream_open {
+            return;
+        }
+        info!("the stream ended for the key press; waiting for the new one");
+        self.stream_open = false;
+        if let Phase::Rejoining { .. } = self.phase {
+            self.keys_pressed(out);
+        }
+    }
+
+    /// The driver now talks to the call's new stream `stream_sid`: its
+    /// timestamps count on from the call's clock (the gap included), its
+    /// marks are new, and the conversation goes on.
+    fn on_stream_rejoined(&mut self, stream_sid: String, now: Instant, out: &mut Vec<Action>) {
+        let (clock_at_update, sent_at) = match &self.key_press {
+            Some(k) => (k.clock_at_update, k.sent_at.unwrap_or(now)),
+            None => (self.clock_ms, now),
+        };
+        let gap_ms = now.saturating_duration_since(sent_at).as_millis() as u64;
+        let offset = self.clock_ms.max(clock_at_update + gap_ms);
+        // The model heard nothing in the gap: its audio clock lags the call's by it.
+        self.model_clock_offset_ms += offset - self.clock_ms;
+        self.clock_ms = offset;
+        self.stream_offset_ms = offset;
+        self.stream_number = self.stream_number.saturating_add(1);
+        self.setup.stream_sid = stream_sid;
+        self.stream_open = true;
+        // Marks of the old stream never come back.
+        self.flush_pending_lines(false, out);
+        self.playback = Playback::default();
+        info!(
+            stream_number = self.stream_number,
+            call_clock_ms = offset,
+            gap_ms,
+            "the call goes on over its new stream"
+        );
+        if self.between_streams() {
+            // Its arrival proves the update landed.
+            if let Phase::PressingKeys { .. } = self.phase {
+                self.phase = Phase::Rejoining {
+                    give_up_at: now + REJOIN_TIMEOUT,
+                };
+            }
+            self.keys_pressed(out);
+            self.key_press = None;
+            self.phase = Phase::Talking;
+            self.last_activity = now;
+        }
+    }
+
+    /// Agent audio while no stream can play it (between the update and the
+    /// new stream): the reply is dropped and its words are not written.
+    fn drop_audio_between_streams(
+        &mut self,
+        response_id: &str,
+        item_id: &str,
+        out: &mut Vec<Action>,
+    ) {
+        let reply = self.replies.entry(response_id.to_string()).or_default();
+        if reply.discarded {
+            return;
+        }
+        reply.discarded = true;
+        debug!("agent audio between two streams; dropping the reply");
+        self.item_mut(item_id).cut = Some(Heard {
+            heard_ms: 0,
+            sent_ms: 1,
+        });
+        out.push(Action::Model(rt::response_cancel()));
     }
 
     /// Twilio's AMD says who answered. A machine: leave the message (stop
@@ -1095,6 +1606,8 @@ impl CallState {
             End::ModelLost(why) => warn!("model connection lost mid-call: {why}"),
             End::Limit(why) => warn!("ending the call politely: {why}"),
             End::Shutdown => warn!("ending the call politely: the server is shutting down"),
+            End::NoNewStream => warn!("the call's new stream never came after the key press"),
+            End::CallOver => info!("the call is over"),
         }
         self.flush_pending_lines(true, out);
         let spoken = self.setup.spoken;
@@ -1116,7 +1629,15 @@ impl CallState {
                 "the call was ended because the server shut down".to_string(),
                 Some(spoken.apology_shutdown()),
             ),
-            End::Stopped | End::TwilioClosed => (
+            End::NoNewStream => {
+                let why = format!(
+                    "the call's audio did not come back within {} s after the keys were pressed",
+                    REJOIN_TIMEOUT.as_secs()
+                );
+                out.push(Action::Store(Write::Error(why.clone())));
+                (why, Some(spoken.apology_technical()))
+            }
+            End::Stopped | End::TwilioClosed | End::CallOver => (
                 "the call ended before the agent reported an outcome".to_string(),
                 None,
             ),
@@ -1125,7 +1646,13 @@ impl CallState {
             Outcome::bare(OutcomeStatus::Failed, Some(reason)),
             OutcomeWrite::Fallback,
         )));
+        self.key_press = None;
         match apology {
+            // No stream to wait for: the apology replaces the TwiML anyway.
+            Some(text) if self.is_live() && !self.stream_open => {
+                out.push(Action::Apologise(text));
+                self.close(out);
+            }
             Some(text) if self.is_live() => {
                 out.push(Action::Apologise(text));
                 self.phase = Phase::Apologising {

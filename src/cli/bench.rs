@@ -5,6 +5,8 @@
 //! traffic and reports the audio latencies and, with `--pid`, the server's
 //! (or the floor's) CPU and memory. `--serve-floor PORT` runs only the
 //! floor, so that it can be pinned and measured as a process of its own.
+//! With `--also-server`, the calls are spread over several servers sharing
+//! one call store, and `--database` reports what that store costs per call.
 //! See docs/PERFORMANCE.md.
 
 use std::time::Duration;
@@ -35,9 +37,18 @@ pub struct BenchArgs {
     /// Port of the Twilio REST stand-in (the server's TWILIO_API_BASE)
     #[arg(long, default_value_t = 8092)]
     pub twilio_port: u16,
-    /// The server's process id: report its CPU time and memory (Linux /proc)
+    /// The server's (or the floor's) process id: report its CPU time and memory (Linux /proc);
+    /// repeat it for every server of --also-server (their costs are added up)
     #[arg(long)]
-    pub pid: Option<u32>,
+    pub pid: Vec<u32>,
+    /// Another server sharing the first one's call store (repeatable): the
+    /// calls are placed on the servers in turn
+    #[arg(long, value_name = "URL")]
+    pub also_server: Vec<String>,
+    /// The servers' DATABASE_URL: with postgres://, report its transactions per
+    /// call and the CPU of its backends per call-minute (Linux /proc)
+    #[arg(long, value_name = "DATABASE_URL")]
+    pub database: Option<String>,
     /// Seconds to wait for the server to answer /healthz
     #[arg(long, default_value_t = 120.0)]
     pub wait: f64,
@@ -117,7 +128,8 @@ pub async fn run(args: BenchArgs) -> i32 {
         duration,
         ramp,
         auth_token,
-        server_pid: args.pid,
+        server_pids: args.pid.clone(),
+        database: args.database.as_deref().map(bench::database::Database::new),
         drain: Duration::from_secs(2),
         traffic: args.traffic,
     };
@@ -248,39 +260,57 @@ async fn run_server(
 ) -> anyhow::Result<bench::Report> {
     let model = ModelStandIn::start(args.realtime_port, config.traffic).await?;
     let twilio = FakeTwilio::start(args.twilio_port).await?;
-    let server = args.server.server.trim_end_matches('/');
-    let bind = server
-        .split_once("://")
-        .map_or(server, |(_, rest)| rest)
-        .to_string();
-    eprintln!("Start the server against the stand-ins (e.g. pinned to core 0), then this bench waits for it:\n");
-    eprintln!(
-        "  PUBLIC_URL={server} RESERVOICE_BIND={bind} OPENAI_REALTIME_URL={} OPENAI_API_KEY=bench \\\n  TWILIO_ACCOUNT_SID={ACCOUNT_SID} TWILIO_AUTH_TOKEN=<the --auth-token> TWILIO_FROM_NUMBER={FROM_NUMBER} \\\n  TWILIO_API_BASE={} RESERVOICE_DATA_DIR=$(mktemp -d) RUST_LOG=warn taskset -c 0 reservoice serve\n",
-        model.url(),
-        twilio.api_base()
-    );
-    let health = format!("{server}/healthz");
+    let servers: Vec<String> = std::iter::once(&args.server.server)
+        .chain(&args.also_server)
+        .map(|s| s.trim_end_matches('/').to_string())
+        .collect();
+    // Several servers must share a call store: the one --database names.
+    let database = match &args.database {
+        Some(_) => " DATABASE_URL=<the --database>",
+        None => "",
+    };
+    eprintln!("Start the servers against the stand-ins (e.g. pinned to core 0), then this bench waits for them:\n");
+    for server in &servers {
+        let bind = server
+            .split_once("://")
+            .map_or(server.as_str(), |(_, rest)| rest);
+        eprintln!(
+            "  PUBLIC_URL={server} RESERVOICE_BIND={bind} OPENAI_REALTIME_URL={} OPENAI_API_KEY=bench \\\n  TWILIO_ACCOUNT_SID={ACCOUNT_SID} TWILIO_AUTH_TOKEN=<the --auth-token> TWILIO_FROM_NUMBER={FROM_NUMBER} \\\n  TWILIO_API_BASE={}{database} RESERVOICE_DATA_DIR=$(mktemp -d) RUST_LOG=warn taskset -c 0 reservoice serve\n",
+            model.url(),
+            twilio.api_base()
+        );
+    }
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        if let Ok(r) = http.get(&health).send().await {
-            if r.status().is_success() {
-                break;
+    for server in &servers {
+        let health = format!("{server}/healthz");
+        loop {
+            if let Ok(r) = http.get(&health).send().await {
+                if r.status().is_success() {
+                    break;
+                }
             }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("no answer from {health} within {wait:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        if tokio::time::Instant::now() >= deadline {
-            anyhow::bail!("no answer from {health} within {wait:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     eprintln!(
-        "server is up; {} calls over a {:?} ramp, then {:?} of audio…",
-        config.calls, config.ramp, config.duration
+        "{} up; {} calls over a {:?} ramp, then {:?} of audio…",
+        if servers.len() > 1 {
+            "servers are"
+        } else {
+            "server is"
+        },
+        config.calls,
+        config.ramp,
+        config.duration
     );
     let report = bench::run(
         config,
         Target::Server {
-            api_base: server,
+            api_bases: &servers,
             api_token: args.server.api_token.as_deref(),
             twilio: &twilio,
             model: model.stats(),

@@ -4,7 +4,7 @@ use super::client::{ApiClient, ClientError};
 use super::render::{self, exit};
 use super::ServerArgs;
 use crate::domain::zones::{self, NumberZone};
-use crate::domain::{CallRecord, ReservationRequest};
+use crate::domain::{CallRecord, Language, ReservationRequest};
 
 /// Arguments of `call`.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,6 +40,11 @@ pub struct CallArgs {
     /// number's area code, else the server's
     #[arg(long)]
     pub timezone: Option<String>,
+    /// Language the restaurant is spoken to in, a BCP 47 tag: fr, es-MX, de, ja …
+    /// (default: the server's RESERVOICE_LANGUAGE, else the main language of the
+    /// number's country)
+    #[arg(long, value_parser = language_tag)]
+    pub language: Option<String>,
     /// Print the final call record as JSON (and nothing else on stdout)
     #[arg(long)]
     pub json: bool,
@@ -48,6 +53,14 @@ pub struct CallArgs {
     pub no_wait: bool,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+/// `--language` is checked before anything is sent: a tag the server would
+/// refuse is a usage error (exit code 2) that lists the supported languages.
+fn language_tag(tag: &str) -> Result<String, String> {
+    Language::parse(tag)
+        .map(|_| tag.trim().to_string())
+        .map_err(|e| e.to_string())
 }
 
 impl CallArgs {
@@ -64,6 +77,7 @@ impl CallArgs {
             callback: self.callback.clone(),
             notes: self.notes.clone(),
             timezone: self.timezone.clone(),
+            language: self.language.clone(),
         }
     }
 }
@@ -98,9 +112,10 @@ pub async fn place_and_follow(
     }
     if !json {
         println!(
-            "Calling {} ({}) for a {}.",
+            "Calling {} ({}) in {} for a {}.",
             record.reservation.restaurant_name,
             record.reservation.restaurant_phone,
+            language_words(&record),
             reservation_words(&record, zone_named(request))
         );
     }
@@ -125,6 +140,13 @@ pub async fn place_and_follow(
     }
     let code = render::exit_code(&done);
     Ok((done, code))
+}
+
+/// The language the restaurant is spoken to in, as the first line names it:
+/// "French (fr-FR)". What the person reads stays English.
+fn language_words(record: &CallRecord) -> String {
+    let language = record.reservation.language;
+    format!("{} ({language})", language.english_name())
 }
 
 /// Whether the request named the restaurant's zone (`--timezone`).

@@ -26,6 +26,10 @@ pub struct DemoArgs {
     /// With --web: the loopback port of the page (another free one if taken)
     #[arg(long, default_value_t = 8080, requires = "web")]
     pub port: u16,
+    /// How the agent's key presses reach the simulated phone menu: Twilio
+    /// plays them (a call update, then a new stream) or tones in the stream
+    #[arg(long, env = "RESERVOICE_DTMF", value_enum, default_value_t = crate::config::DtmfMode::Twilio)]
+    pub dtmf: crate::config::DtmfMode,
 }
 
 /// Run the demo; the exit code is what `call` would return.
@@ -90,7 +94,7 @@ async fn run_web(args: DemoArgs, real_model: bool) -> i32 {
     println!("  The reservoice page: {}/", rig.server_url);
     println!();
     println!(
-        "Open it in a browser and place calls from its form. They go to simulated restaurants on this machine (each behaves differently: booked, another time offered, interrupted, a phone menu, an answering machine, busy, no answer); the agent is {}. Calls are recorded, and kept until the demo stops.",
+        "Open it in a browser and place calls from its form. They go to simulated restaurants on this machine (each behaves differently: booked, another time offered, interrupted, a phone menu, an answering machine, busy, no answer, and a restaurant in Paris whose host speaks French); the agent is {}. Calls are recorded, and kept until the demo stops.",
         agent_words(real_model)
     );
     println!("Press Ctrl-C to stop.");
@@ -105,6 +109,7 @@ fn world(args: &DemoArgs) -> RigOptions {
         scenario: args.scenario,
         timezone: crate::config::local_timezone(),
         openai_api_key: args.openai_api_key.clone().filter(|k| !k.trim().is_empty()),
+        dtmf: args.dtmf,
         ..Default::default()
     }
 }

@@ -506,6 +506,27 @@ mod tests {
         }
     }
 
+    /// The README's table of defaults is the code's: regenerate it from the
+    /// message below when the table changes.
+    #[test]
+    fn the_readme_shows_the_codes_table_of_defaults() {
+        let readme = include_str!("../../README.md");
+        let (start, end) = (
+            "<!-- language-defaults:start -->\n",
+            "<!-- language-defaults:end -->",
+        );
+        let shown = readme
+            .split_once(start)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map(|(table, _)| table)
+            .expect("README.md has the language-defaults markers");
+        let table = defaults_markdown_table();
+        assert!(
+            shown == table,
+            "README.md's table of language defaults differs from the code's; put this between the markers:\n{table}"
+        );
+    }
+
     #[test]
     fn the_transcription_hint_is_iso_639_1() {
         for (tag, code) in [

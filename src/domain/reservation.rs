@@ -12,6 +12,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, 
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use super::language::Language;
 use super::phone::PhoneNumber;
 use super::when;
 
@@ -280,6 +281,11 @@ pub struct Reservation {
     pub notes: Option<Notes>,
     /// Acceptable distance from the requested time.
     pub flexibility: Flexibility,
+    /// The language the call is held in: what the restaurant hears (the
+    /// person still reads English). Records stored before calls had a
+    /// language read as English, the only language they were held in.
+    #[serde(default)]
+    pub language: Language,
 }
 
 /// One problem with one field of a request, for a `422` or exit code 2.
@@ -325,6 +331,11 @@ pub struct ReservationRequest {
     /// IANA zone of the restaurant (default: the server's zone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// BCP 47 tag of the language the restaurant is spoken to in (`fr`,
+    /// `es-MX`); default: the server's `RESERVOICE_LANGUAGE`, else the main
+    /// language of the number's country.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// Limits applied while turning a request into a reservation.
@@ -336,6 +347,9 @@ pub struct RequestRules {
     pub max_party_size: u32,
     /// Which numbers may be dialled.
     pub dial_policy: super::phone::DialPolicy,
+    /// The language of calls whose request names none (`RESERVOICE_LANGUAGE`);
+    /// `None`: the main language of the number's country.
+    pub default_language: Option<Language>,
 }
 
 impl ReservationRequest {
@@ -412,7 +426,15 @@ impl ReservationRequest {
                 }
             }
         }
-        match (phone, restaurant, name, party, slot, flexibility) {
+        // Precedence: the request's tag, else the server's setting, else the
+        // number's country ([`Language::for_number`]).
+        let language = match given(self.language.as_deref()) {
+            Some(tag) => errors.check("language", Language::parse(tag).map_err(|e| e.to_string())),
+            None => rules
+                .default_language
+                .or_else(|| phone.as_ref().map(Language::for_number)),
+        };
+        match (phone, restaurant, name, party, slot, flexibility, language) {
             (
                 Some(restaurant_phone),
                 Some(restaurant_name),
@@ -420,6 +442,7 @@ impl ReservationRequest {
                 Some(party_size),
                 Some(slot),
                 Some(flexibility),
+                Some(language),
             ) if errors.0.is_empty() => Ok(Reservation {
                 restaurant_name,
                 restaurant_phone,
@@ -429,6 +452,7 @@ impl ReservationRequest {
                 callback,
                 notes,
                 flexibility,
+                language,
             }),
             _ => Err(errors.0),
         }
@@ -475,6 +499,8 @@ pub mod param {
     pub const NOTES: &str = "notes";
     /// Flexibility in minutes.
     pub const FLEXIBILITY_MINUTES: &str = "flexibility_minutes";
+    /// The call's language as a BCP 47 tag (`fr-FR`), optional.
+    pub const LANGUAGE: &str = "language";
     /// Not part of the reservation but beside it: the per-call secret the
     /// stream must present, checked against the call store.
     pub const CALL_TOKEN: &str = "call_token";
@@ -543,6 +569,7 @@ impl Reservation {
         if let Some(notes) = &self.notes {
             p.push((param::NOTES.to_string(), notes.to_string()));
         }
+        p.push((param::LANGUAGE.to_string(), self.language.to_string()));
         p
     }
 
@@ -550,8 +577,9 @@ impl Reservation {
     /// the same constructors as the API's request ([`Name`], [`Notes`],
     /// [`PartySize`], [`Flexibility`], [`PhoneNumber`]): whatever the API
     /// refuses, a stream is refused too (a stream may come from TwiML we did not
-    /// write). `timezone` and `flexibility_minutes` are optional (UTC and 0
-    /// when absent), so a stream opened by older TwiML still works.
+    /// write). `timezone`, `flexibility_minutes` and `language` are optional
+    /// (UTC, 0 and the number's language, as for a request that names none),
+    /// so a stream opened by older TwiML still works.
     pub fn from_parameters(
         params: &HashMap<String, String>,
         max_party: u32,
@@ -602,6 +630,10 @@ impl Reservation {
                 .map_err(bad(param::FLEXIBILITY_MINUTES))?,
             None => Flexibility::EXACT,
         };
+        let language = match optional(param::LANGUAGE) {
+            Some(tag) => Language::parse(tag).map_err(|e| bad(param::LANGUAGE)(e.to_string()))?,
+            None => Language::for_number(&restaurant_phone),
+        };
         Ok(Reservation {
             restaurant_name,
             restaurant_phone,
@@ -615,6 +647,7 @@ impl Reservation {
             callback,
             notes,
             flexibility,
+            language,
         })
     }
 
@@ -645,6 +678,7 @@ mod tests {
             default_timezone: Tz::Europe__Paris,
             max_party_size: DEFAULT_MAX_PARTY,
             dial_policy: Default::default(),
+            default_language: None,
         }
     }
     fn now() -> DateTime<Utc> {
@@ -663,6 +697,7 @@ mod tests {
             callback: Some("+15557654321".into()),
             notes: Some("Window seat if possible; one guest uses a wheelchair.".into()),
             timezone: None,
+            language: None,
         }
     }
 
@@ -748,6 +783,7 @@ mod tests {
             callback: Some("nope".into()),
             notes: Some("bad\u{7}bell".into()),
             timezone: None,
+            language: Some("klingon".into()),
         };
         let errors = req.into_reservation(&rules(), now()).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -760,9 +796,105 @@ mod tests {
             "flexibility",
             "callback",
             "notes",
+            "language",
         ] {
             assert!(fields.contains(&f), "missing error for {f}: {errors:?}");
         }
+    }
+
+    #[test]
+    fn the_language_is_the_requests_else_the_servers_else_the_numbers() {
+        let to = |number: &str, tag: Option<&str>| ReservationRequest {
+            to: number.into(),
+            language: tag.map(Into::into),
+            ..request()
+        };
+        let lang = |req: ReservationRequest, rules: &RequestRules| {
+            req.into_reservation(rules, now())
+                .map(|r| r.language.to_string())
+        };
+        let plain = rules();
+        for (number, want) in [
+            ("+33 1 42 68 53 00", "fr-FR"),
+            ("+49 30 1234567", "de-DE"),
+            ("+39 06 1234 5678", "it-IT"),
+            ("+34 912 345 678", "es-ES"),
+            ("+81 3-1234-5678", "ja-JP"),
+            ("+55 11 2345 6789", "pt-BR"),
+            ("+1 212 555 0123", "en-US"),
+            ("+41 22 123 45 67", "de-CH"),
+            ("+46 8 123 456 78", "en"),
+        ] {
+            assert_eq!(lang(to(number, None), &plain).unwrap(), want, "{number}");
+            assert_eq!(
+                lang(to(number, Some(" ")), &plain).unwrap(),
+                want,
+                "{number}"
+            );
+        }
+        // The server's setting beats the number; the request beats both.
+        let french_server = RequestRules {
+            default_language: Some(Language::parse("fr").unwrap()),
+            ..rules()
+        };
+        assert_eq!(
+            lang(to("+1 212 555 0123", None), &french_server).unwrap(),
+            "fr"
+        );
+        assert_eq!(
+            lang(to("+49 30 1234567", None), &french_server).unwrap(),
+            "fr"
+        );
+        assert_eq!(
+            lang(to("+49 30 1234567", Some("es-MX")), &french_server).unwrap(),
+            "es-MX"
+        );
+        assert_eq!(
+            lang(to("+33 1 42 68 53 00", Some("en")), &plain).unwrap(),
+            "en"
+        );
+        // A bad tag is the language field's error, listing what is supported.
+        let errors = lang(to("+33 1 42 68 53 00", Some("tlh")), &plain).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "language");
+        assert_eq!(
+            errors[0].message,
+            "'tlh' is not a supported language; supported: en (English), fr (French), es (Spanish), de (German), it (Italian), pt (Portuguese), ja (Japanese)"
+        );
+    }
+
+    #[test]
+    fn the_language_travels_in_the_parameters() {
+        let mut req = request();
+        req.to = "+33 1 42 68 53 00".into();
+        req.language = Some("fr-CA".into());
+        let r = req.into_reservation(&rules(), now()).unwrap();
+        let mut params: HashMap<String, String> = r.to_parameters().into_iter().collect();
+        assert_eq!(params["language"], "fr-CA");
+        assert_eq!(
+            Reservation::from_parameters(&params, DEFAULT_MAX_PARTY).unwrap(),
+            r
+        );
+        // TwiML written before calls had a language: the number's.
+        params.remove("language");
+        assert_eq!(
+            Reservation::from_parameters(&params, DEFAULT_MAX_PARTY)
+                .unwrap()
+                .language
+                .to_string(),
+            "fr-FR"
+        );
+        params.insert("language".into(), "xx-invalid-".into());
+        let e = Reservation::from_parameters(&params, DEFAULT_MAX_PARTY).unwrap_err();
+        assert_eq!(e.name, "language");
+        // A record stored before calls had a language reads as English.
+        let mut v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["language"], "fr-CA");
+        v.as_object_mut().unwrap().remove("language");
+        assert_eq!(
+            serde_json::from_value::<Reservation>(v).unwrap().language,
+            Language::ENGLISH
+        );
     }
 
     #[test]

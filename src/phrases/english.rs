@@ -15,6 +15,7 @@ pub(super) static WORDS: Words = Words {
     },
     party: |n| n.to_string(),
     callback: |cb| format!("You can call back on {cb}."),
+    request: |party, when| format!("I would like to book a table for {party} on {when}."),
     voicemail: message,
 };
 

@@ -12,6 +12,7 @@ pub(super) static WORDS: Words = Words {
     },
     party: |n| counted(n, "personne", "personnes"),
     callback: |cb| format!("Vous pouvez rappeler au {cb}."),
+    request: |party, when| format!("Je voudrais réserver une table pour {party} le {when}."),
     voicemail: message,
 };
 

@@ -12,6 +12,7 @@ pub(super) static WORDS: Words = Words {
     },
     party: |n| counted(n, "Person", "Personen"),
     callback: |cb| format!("Sie können unter {cb} zurückrufen."),
+    request: |party, when| format!("Ich möchte am {when} einen Tisch für {party} reservieren."),
     voicemail: message,
 };
 

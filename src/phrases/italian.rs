@@ -14,6 +14,7 @@ pub(super) static WORDS: Words = Words {
     },
     party: |n| counted(n, "persona", "persone"),
     callback: |cb| format!("Potete richiamare al numero {cb}."),
+    request: |party, when| format!("Vorrei prenotare un tavolo per {party} per {when}."),
     voicemail: message,
 };
 

@@ -12,6 +12,7 @@ pub(super) static WORDS: Words = Words {
     },
     party: |n| format!("{n}名"),
     callback: |cb| format!("折り返しのお電話は{cb}までお願いいたします。"),
+    request: |party, when| format!("{when}に{party}で予約をお願いしたいのですが。"),
     voicemail: message,
 };
 

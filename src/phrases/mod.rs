@@ -66,6 +66,9 @@ struct Words {
     party: fn(u32) -> String,
     /// "You can call back on +1…": the callback sentence, given the number.
     callback: fn(&str) -> String,
+    /// "I would like to book a table for 4 on …": the request, given the
+    /// party and the slot as said in the language.
+    request: fn(&str, &str) -> String,
     /// The voicemail message, said after the beep.
     voicemail: fn(&Message<'_>) -> String,
 }
@@ -141,6 +144,27 @@ impl Phrases {
             said.push_str(self.words.recording_notice);
         }
         said
+    }
+
+    /// The table asked for, said the local way: "Je voudrais réserver une
+    /// table pour 4 personnes le samedi 28 novembre à 19 h."
+    pub fn request(&self, party_size: u32, slot: &Slot) -> String {
+        (self.words.request)(
+            &(self.words.party)(party_size),
+            &spoken::slot_date_and_time(slot, self.language),
+        )
+    }
+
+    /// How the agent opens the call in this language: the disclosure, then
+    /// the request (the brief gives it to the model as an example, so the
+    /// first words the restaurant hears are said the way people say them).
+    pub fn opening(&self, customer: &str, recorded: bool, party_size: u32, slot: &Slot) -> String {
+        format!(
+            "{}{}{}",
+            self.disclosure(customer, recorded),
+            self.words.sentence_gap,
+            self.request(party_size, slot)
+        )
     }
 
     /// The message left on an answering machine: who calls, for whom, the
@@ -318,6 +342,29 @@ mod tests {
             }
             assert_ne!(p.apology_technical(), p.apology_limit(), "{tag}");
         }
+    }
+
+    #[test]
+    fn the_request_is_said_the_local_way() {
+        let s = slot();
+        for (tag, want) in [
+            ("en", "I would like to book a table for 4 on Saturday 28 November at 7 PM."),
+            ("fr", "Je voudrais réserver une table pour 4 personnes le samedi 28 novembre à 19 h."),
+            ("es", "Quisiera reservar una mesa para 4 personas el sábado 28 de noviembre a las 7 de la tarde."),
+            ("de", "Ich möchte am Samstag, 28. November, um 19 Uhr einen Tisch für 4 Personen reservieren."),
+            ("it", "Vorrei prenotare un tavolo per 4 persone per sabato 28 novembre alle 19."),
+            ("pt-BR", "Gostaria de reservar uma mesa para 4 pessoas, para sábado, 28 de novembro, às 19h."),
+            ("ja", "11月28日土曜日の19時に4名で予約をお願いしたいのですが。"),
+        ] {
+            assert_eq!(phrases(tag).request(4, &s), want, "{tag}");
+        }
+        assert_eq!(
+            phrases("fr").opening("Alex Doe", true, 1, &s),
+            "Bonjour, je suis un assistant automatisé et j'appelle de la part de Alex Doe. Cet appel est enregistré. Je voudrais réserver une table pour 1 personne le samedi 28 novembre à 19 h."
+        );
+        assert!(!phrases("ja")
+            .opening("Alex Doe", false, 2, &s)
+            .contains("。 "));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub(super) static WORDS: Words = Words {
     },
     party: |n| counted(n, "pessoa", "pessoas"),
     callback: |cb| format!("O número para retorno é {cb}."),
+    request: |party, when| format!("Gostaria de reservar uma mesa para {party}, para {when}."),
     voicemail: message,
 };
 

@@ -13,6 +13,7 @@ pub(super) static WORDS: Words = Words {
     },
     party: |n| counted(n, "persona", "personas"),
     callback: |cb| format!("Pueden devolver la llamada al {cb}."),
+    request: |party, when| format!("Quisiera reservar una mesa para {party} el {when}."),
     voicemail: message,
 };
 

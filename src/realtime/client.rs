@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::config::RealtimeSettings;
+use crate::domain::Language;
 
 /// Read buffer of the Realtime socket. tungstenite's default (128 KiB) is
 /// allocated per connection and zero-filled on every read, which cost more CPU
@@ -92,12 +93,14 @@ pub async fn connect(settings: &RealtimeSettings) -> Result<RealtimeConnection, 
 
 /// The `session.update` that sets a call up for telephony: mu-law both ways
 /// (Twilio's bytes pass through untouched), server VAD that interrupts the
-/// agent when the callee talks, transcripts of the callee, the voice, the
-/// brief as instructions and the agent's tools.
+/// agent when the callee talks, transcripts of the callee (with the call's
+/// language as the transcription hint, ISO 639-1), the voice, the brief as
+/// instructions and the agent's tools.
 pub fn session_update(
     settings: &RealtimeSettings,
     instructions: &str,
     tools: serde_json::Value,
+    language: Language,
 ) -> String {
     json!({
         "type": "session.update",
@@ -110,7 +113,10 @@ pub fn session_update(
             "audio": {
                 "input": {
                     "format": {"type": "audio/pcmu"},
-                    "transcription": {"model": settings.transcription_model},
+                    "transcription": {
+                        "model": settings.transcription_model,
+                        "language": language.transcription_code()
+                    },
                     "turn_detection": {
                         "type": "server_vad",
                         "threshold": 0.5,
@@ -166,8 +172,17 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        let ours: serde_json::Value =
-            serde_json::from_str(&session_update(&settings(), "brief", json!([]))).unwrap();
+        let ours: serde_json::Value = serde_json::from_str(&session_update(
+            &settings(),
+            "brief",
+            json!([]),
+            Language::ENGLISH,
+        ))
+        .unwrap();
+        assert_eq!(
+            ours["session"]["audio"]["input"]["transcription"],
+            fixture["session"]["audio"]["input"]["transcription"]
+        );
         assert_eq!(ours["type"], fixture["type"]);
         assert_eq!(ours["session"]["type"], "realtime");
         assert_eq!(
@@ -195,6 +210,28 @@ mod tests {
             assert!(
                 fixture["session"].get(key).is_some(),
                 "unexpected session key {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_transcription_hint_is_the_calls_language() {
+        for (tag, hint) in [
+            ("fr-FR", "fr"),
+            ("es-MX", "es"),
+            ("ja", "ja"),
+            ("en-GB", "en"),
+        ] {
+            let update: serde_json::Value = serde_json::from_str(&session_update(
+                &settings(),
+                "brief",
+                json!([]),
+                Language::parse(tag).unwrap(),
+            ))
+            .unwrap();
+            assert_eq!(
+                update["session"]["audio"]["input"]["transcription"]["language"], hint,
+                "{tag}"
             );
         }
     }

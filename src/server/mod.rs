@@ -41,6 +41,9 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Every live call session: the drain waits on exactly these.
     pub calls: tokio_util::task::TaskTracker,
+    /// Sessions waiting for their call's next stream (a key press through
+    /// Twilio): a stream that lands here is handed to its session.
+    pub rejoins: crate::call::rejoin::Rejoins,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
             store: self.store.clone(),
             twilio: self.twilio.clone(),
             shutdown: self.shutdown.clone(),
+            rejoins: self.rejoins.clone(),
         }
     }
 }
@@ -110,6 +114,7 @@ impl Application {
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             shutdown: tokio_util::sync::CancellationToken::new(),
             calls: tokio_util::task::TaskTracker::new(),
+            rejoins: crate::call::rejoin::Rejoins::default(),
         };
         let router = router(state.clone());
         reaper::spawn(state.clone());

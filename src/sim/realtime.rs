@@ -221,10 +221,13 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
     let switchboard = shared.switchboard.get().cloned();
     // With a switchboard, the call this session serves (known once briefed).
     let mut seat: Option<String> = None;
+    // Where this session last left the shared cursor.
+    let mut saved = (0, 0);
     if switchboard.is_none() {
         let (agent_idx, host_idx) = *lock(&shared.cursor);
         session.agent_idx = agent_idx;
         session.host_idx = host_idx;
+        saved = (agent_idx, host_idx);
     }
     let mut responses_done = 0usize;
     info!(
@@ -233,6 +236,14 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
         "realtime sim session opened"
     );
     'outer: loop {
+        // Keep the script position current while the session runs, not only
+        // when it closes: a session opened meanwhile for the same call (its
+        // stream moved to another instance of the product) resumes there.
+        let at = (session.agent_idx, session.host_idx);
+        if switchboard.is_none() && at != saved {
+            *lock(&shared.cursor) = at;
+            saved = at;
+        }
         for event in session.outbox.drain(..) {
             if event["type"] == "response.done" {
                 responses_done += 1;
@@ -261,7 +272,7 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
                 session = idx,
                 "realtime sim dropping the connection (as asked)"
             );
-            leave(&shared, &seat, &session);
+            leave(&shared, &seat, &session, saved);
             drop(tx);
             drop(rx);
             return;
@@ -324,21 +335,35 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
                 reason: reason[..cut].to_string().into(),
             };
             let _ = tx.send(Message::Close(Some(frame))).await;
+            // Finish the closing handshake: read (and drop) what the client
+            // still sends until its own close. Dropping the socket with its
+            // frames unread would reset the connection, and the client could
+            // lose our close frame (and its reason) before reading it.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(Ok(m)) = rx.next().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
             break;
         }
     }
-    leave(&shared, &seat, &session);
+    leave(&shared, &seat, &session, saved);
     info!(session = idx, "realtime sim session closed");
     let _ = tx.close().await;
 }
 
-/// Keep where a closing session stopped, so a reconnection resumes there.
-fn leave(shared: &Shared, seat: &Option<String>, session: &Session) {
+/// Keep where a closing session stopped, so a reconnection resumes there
+/// (unless it did not move since it last saved: a newer session may have).
+fn leave(shared: &Shared, seat: &Option<String>, session: &Session, saved: (usize, usize)) {
     let at = (session.agent_idx, session.host_idx);
     match (shared.switchboard.get(), seat) {
         (Some(sb), Some(call)) => sb.model_leaves(call, at),
         (Some(_), None) => {}
-        (None, _) => *lock(&shared.cursor) = at,
+        (None, _) if at != saved => *lock(&shared.cursor) = at,
+        (None, _) => {}
     }
 }
 

@@ -39,10 +39,8 @@ pub enum ScenarioKind {
     /// An answering machine answers: greeting, beep, then Twilio's async AMD
     /// callback (`machine_end_beep`).
     Voicemail,
-    /// A restaurant in France (a +33 number) whose host speaks French; the
-    /// stand-in model refuses a brief that does not ask for French. Hidden
-    /// from `--help` until the call's language is wired into the live call.
-    #[value(hide = true)]
+    /// A restaurant in Paris (a +33 number) whose host speaks French: the
+    /// call is held in French, the number's language, and a table is booked.
     French,
 }
 
@@ -107,6 +105,12 @@ pub struct RigOptions {
     pub dtmf: crate::config::DtmfMode,
     /// What the simulated Twilio does with a call update that presses keys.
     pub key_press_update: KeyPressUpdate,
+    /// The server's `RESERVOICE_LANGUAGE` (None: the number's language).
+    pub language: Option<String>,
+    /// Where Twilio reaches the server (`--public-url`); default: the
+    /// server's own address. A test puts a proxy here to send some of
+    /// Twilio's connections (a call's next stream) to another instance.
+    pub public_url: Option<String>,
     /// `RESERVOICE_APPEND_MS`: the callee's audio per message to the model.
     pub append_ms: u64,
     /// `RESERVOICE_MARK_MS`: agent audio between two Twilio marks.
@@ -136,6 +140,8 @@ impl Default for RigOptions {
             port: 0,
             dtmf: crate::config::DtmfMode::default(),
             key_press_update: KeyPressUpdate::default(),
+            language: None,
+            public_url: None,
             append_ms: crate::config::DEFAULT_APPEND_MS,
             mark_ms: crate::config::DEFAULT_MARK_MS,
         }
@@ -197,6 +203,7 @@ fn demo_page(switchboard: &Switchboard, booking: &Booking) -> WebOptions {
                 callback: Some("+12125550199".into()),
                 notes: None,
                 timezone: None,
+                language: None,
             },
         }),
     }
@@ -286,7 +293,12 @@ impl Rig {
             openai_realtime_model: "gpt-realtime-2.1".into(),
             openai_transcription_model: "gpt-4o-mini-transcribe".into(),
             voice: "marin".into(),
-            public_url: Some(server_url.clone()),
+            public_url: Some(
+                options
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| server_url.clone()),
+            ),
             bind: server_addr.to_string(),
             api_token: options.api_token.clone(),
             database_url: Some(options.database_url.clone().unwrap_or_else(|| {
@@ -297,6 +309,7 @@ impl Rig {
             })),
             data_dir: Some(data_dir.path().to_path_buf()),
             timezone: Some(options.timezone.name().to_string()),
+            language: options.language.clone(),
             insecure_skip_signature: false,
             max_party_size: 20,
             allowed_countries: String::new(),
@@ -308,6 +321,7 @@ impl Rig {
             dtmf: options.dtmf,
             append_ms: options.append_ms,
             mark_ms: options.mark_ms,
+            lease_secs: crate::config::DEFAULT_LEASE_SECS,
         };
         let mut settings = args.clone().resolve().context("simulated settings")?;
         if let Some(lease) = options.lease {
@@ -367,6 +381,9 @@ impl Rig {
             // Named, not guessed from the number: the scenario's date is
             // "tomorrow" in this zone, whatever zone the number is in.
             timezone: Some(self.timezone.name().to_string()),
+            // Not named: the number's country decides (French for the
+            // French restaurant), as for a person who leaves it out.
+            language: None,
         }
     }
 
@@ -391,11 +408,7 @@ impl Rig {
 
     /// [`Rig::request`] resolved now, as the server would (to store calls directly).
     pub fn reservation(&self) -> anyhow::Result<crate::domain::Reservation> {
-        let rules = crate::domain::reservation::RequestRules {
-            default_timezone: self.state.settings.timezone,
-            max_party_size: self.state.settings.max_party_size,
-            dial_policy: self.state.settings.dial_policy.clone(),
-        };
+        let rules = self.state.settings.request_rules();
         self.request()
             .into_reservation(&rules, Utc::now())
             .map_err(|errors| anyhow::anyhow!("the rig's own request is invalid: {errors:?}"))

@@ -72,7 +72,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Switchboard {
     /// The demo's restaurants, one per scenario plus a busy line and one that
-    /// rings out, numbered from `first_number` (E.164, last digits counted up).
+    /// rings out, numbered from `first_number` (E.164, last digits counted up),
+    /// and the French restaurant at its Paris number.
     /// Numbers nobody listed answer with `fallback`; a reservation whose
     /// parameters cannot be read is played as `booking`.
     pub fn demo(first_number: &str, fallback: ScenarioKind, booking: Booking) -> Switchboard {
@@ -105,7 +106,7 @@ impl Switchboard {
             (Line::Busy, ScenarioKind::Booked, "The line is busy"),
             (Line::NoAnswer, ScenarioKind::Booked, "Nobody answers"),
         ];
-        let restaurants = plan
+        let mut restaurants: Vec<SimRestaurant> = plan
             .into_iter()
             .enumerate()
             .map(|(i, (line, scenario, label))| SimRestaurant {
@@ -115,6 +116,13 @@ impl Switchboard {
                 label,
             })
             .collect();
+        // A Paris number: the call is held in French, the number's language.
+        restaurants.push(SimRestaurant {
+            number: super::rig::FRENCH_RESTAURANT_NUMBER.to_string(),
+            line: Line::Answer,
+            scenario: ScenarioKind::French,
+            label: "In Paris: the host speaks French",
+        });
         Switchboard {
             restaurants,
             fallback,

@@ -17,6 +17,12 @@
 //! timestamps from the start, signed like the first) and the host goes on with
 //! its script. [`KeyPressUpdate`] makes such an update fail instead.
 //!
+//! Several server instances behind one public address: [`Routes`] sends
+//! each kind of request (status callbacks, the Media Stream, the AMD
+//! callback) to the instance chosen for it, at the socket level, while the
+//! URL, the `Host` and the signature stay those of the public address, as a
+//! load balancer in front of a fleet would have it.
+//!
 //! Everything that happened is recorded in a [`SimCall`] for assertions.
 
 use crate::audio::mulaw;
@@ -101,6 +107,43 @@ impl KeyPressUpdate {
             status: 429,
             code: 20429,
             message: "Too Many Requests".into(),
+        }
+    }
+}
+
+/// A kind of request the telephone sends to our server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Call progress callbacks (`StatusCallback`).
+    Status,
+    /// The Media Stream WebSocket (`<Stream url>`).
+    Stream,
+    /// The asynchronous answering-machine callback (`AsyncAmdStatusCallback`).
+    Amd,
+}
+
+/// Which server instance receives each kind of request (none: the address in
+/// the URL, as usual). Requests keep the public URL and `Host` and are signed
+/// for it (signatures cover the URL Twilio was given); only the TCP
+/// connection goes to the chosen instance, in plain HTTP, as behind a load
+/// balancer that ends TLS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Routes {
+    /// Where status callbacks go.
+    pub status: Option<SocketAddr>,
+    /// Where Media Streams are opened.
+    pub stream: Option<SocketAddr>,
+    /// Where AMD callbacks go.
+    pub amd: Option<SocketAddr>,
+}
+
+impl Routes {
+    /// The instance chosen for `kind`, if any.
+    pub fn of(&self, kind: Route) -> Option<SocketAddr> {
+        match kind {
+            Route::Status => self.status,
+            Route::Stream => self.stream,
+            Route::Amd => self.amd,
         }
     }
 }
@@ -204,6 +247,9 @@ pub struct SimCall {
     /// Warnings Twilio would log in its debugger for the call's TwiML (e.g.
     /// `13430` for `<Play digits>` it cannot play); the call goes on.
     pub twiml_warnings: Vec<String>,
+    /// Requests sent to a chosen instance ([`Routes`]), in order: the kind
+    /// and the address the connection went to.
+    pub routed: Vec<(Route, SocketAddr)>,
 }
 
 /// One Media Stream of a call.
@@ -263,6 +309,7 @@ struct Shared {
     switchboard: std::sync::OnceLock<Arc<Switchboard>>,
     ring_ms: u64,
     key_press_update: KeyPressUpdate,
+    routes: Mutex<Routes>,
     calls: Mutex<Vec<CallEntry>>,
     http: reqwest::Client,
     cancel: CancellationToken,
@@ -296,6 +343,7 @@ impl TelephoneSim {
             switchboard: std::sync::OnceLock::new(),
             ring_ms: config.ring_ms,
             key_press_update: config.key_press_update,
+            routes: Mutex::new(Routes::default()),
             calls: Mutex::new(Vec::new()),
             http,
             cancel: CancellationToken::new(),
@@ -328,6 +376,12 @@ impl TelephoneSim {
     /// the one scenario and `lines` of the config). Set once.
     pub fn use_switchboard(&self, switchboard: Arc<Switchboard>) {
         let _ = self.shared.switchboard.set(switchboard);
+    }
+
+    /// From now on, send each kind of request to the instance `routes`
+    /// names (see [`Routes`]).
+    pub fn route(&self, routes: Routes) {
+        *lock(&self.shared.routes) = routes;
     }
 
     /// `http://127.0.0.1:PORT`, what the product uses as `TWILIO_API_BASE`.
@@ -891,6 +945,44 @@ fn update<R>(shared: &Shared, sid: &str, f: impl FnOnce(&mut SimCall) -> R) -> O
         .map(|c| f(&mut c.call))
 }
 
+/// Where an HTTP request for `url` (the public URL, which is signed) really
+/// goes: the URL with the chosen instance's address and plain `http`, and the
+/// public `Host` header to send with it; `None` when `kind` is not routed.
+fn routed_http(shared: &Shared, sid: &str, kind: Route, url: &str) -> Option<(String, String)> {
+    let addr = lock(&shared.routes).of(kind)?;
+    let mut target = url::Url::parse(url).ok()?;
+    let host = match (target.host_str(), target.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => return None,
+    };
+    target.set_scheme("http").ok()?;
+    target.set_ip_host(addr.ip()).ok()?;
+    target.set_port(Some(addr.port())).ok()?;
+    update(shared, sid, |c| c.routed.push((kind, addr)));
+    Some((target.to_string(), host))
+}
+
+/// POST a signed form to `url` (signed for `url`), routed as `kind` says.
+async fn post_signed(
+    shared: &Shared,
+    sid: &str,
+    kind: Route,
+    url: &str,
+    params: &[(String, String)],
+) -> reqwest::Result<reqwest::Response> {
+    let sig = signature(&shared.auth_token, url, params);
+    let request = match routed_http(shared, sid, kind, url) {
+        Some((target, host)) => shared.http.post(target).header("Host", host),
+        None => shared.http.post(url),
+    };
+    request
+        .header("X-Twilio-Signature", sig)
+        .form(params)
+        .send()
+        .await
+}
+
 struct Callbacks {
     url: Option<String>,
     method: String,
@@ -941,21 +1033,13 @@ impl Callbacks {
             let sep = if url.contains('?') { '&' } else { '?' };
             let full = format!("{url}{sep}{query}");
             let sig = signature(&shared.auth_token, &full, &[]);
-            shared
-                .http
-                .get(&full)
-                .header("X-Twilio-Signature", sig)
-                .send()
-                .await
+            let request = match routed_http(shared, &call.call_sid, Route::Status, &full) {
+                Some((target, host)) => shared.http.get(target).header("Host", host),
+                None => shared.http.get(&full),
+            };
+            request.header("X-Twilio-Signature", sig).send().await
         } else {
-            let sig = signature(&shared.auth_token, &url, &params);
-            shared
-                .http
-                .post(&url)
-                .header("X-Twilio-Signature", sig)
-                .form(&params)
-                .send()
-                .await
+            post_signed(shared, &call.call_sid, Route::Status, &url, &params).await
         };
         let code = match result {
             Ok(r) => r.status().as_u16(),
@@ -1067,15 +1151,7 @@ async fn post_amd(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let sig = signature(&shared.auth_token, &url, &params);
-    let code = match shared
-        .http
-        .post(&url)
-        .header("X-Twilio-Signature", sig)
-        .form(&params)
-        .send()
-        .await
-    {
+    let code = match post_signed(&shared, &call_sid, Route::Amd, &url, &params).await {
         Ok(r) => r.status().as_u16(),
         Err(e) => {
             warn!(%url, error = %e, "telephone sim: AMD callback failed");
@@ -1671,10 +1747,24 @@ async fn run_stream(
         req.headers_mut().insert("X-Twilio-Signature", h);
     }
     let connecting = Instant::now();
-    let connect = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(req),
-    )
+    let routed = lock(&shared.routes).of(Route::Stream);
+    if let Some(addr) = routed {
+        update(shared, sid, |c| c.routed.push((Route::Stream, addr)));
+    }
+    let connect = tokio::time::timeout(Duration::from_secs(5), async move {
+        match routed {
+            // The request (URL, Host, signature) is the public one; only the
+            // connection goes to the chosen instance.
+            Some(addr) => match tokio::net::TcpStream::connect(addr).await {
+                Ok(tcp) => {
+                    let tcp = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+                    tokio_tungstenite::client_async(req, tcp).await
+                }
+                Err(e) => Err(tokio_tungstenite::tungstenite::Error::Io(e)),
+            },
+            None => tokio_tungstenite::connect_async(req).await,
+        }
+    })
     .await;
     let mut ws = match connect {
         Ok(Ok((ws, resp))) => {

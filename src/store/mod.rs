@@ -390,6 +390,38 @@ impl CallStore {
         .map_err(db("reading a call token"))
     }
 
+    /// Claim stream number `stream_number` of call `id` as its newest (a
+    /// stream after a key press through Twilio). `false` when the call is
+    /// unknown or a stream that new, or newer, was claimed already: the
+    /// stream is stale or repeated, and the call is not this stream's.
+    pub async fn claim_stream(&self, id: &str, stream_number: u32) -> Result<bool, StoreError> {
+        let t = Utc::now();
+        let claimed = with_db!(&self.db, pool => {
+            sqlx::query("UPDATE calls SET stream_number = $1, updated_at = $2 WHERE id = $3 AND stream_number < $1")
+                .bind(i64::from(stream_number))
+                .bind(t)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(db("claiming a call's new stream"))?;
+        Ok(claimed > 0)
+    }
+
+    /// The newest stream number claimed for call `id` (1 until a key press
+    /// through Twilio opened another), `None` for an unknown call.
+    pub async fn newest_stream(&self, id: &str) -> Result<Option<u32>, StoreError> {
+        let n: Option<i64> = with_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT CAST(stream_number AS BIGINT) FROM calls WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(db("reading a call's newest stream"))?;
+        Ok(n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
     /// One call with its transcript.
     pub async fn get(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
         let Some(mut record) = self.record_without_transcript(id).await? else {
@@ -837,7 +869,9 @@ mod tests {
         the_verdict_reaches_a_session_on_another_instance,
         a_dead_instances_call_is_reaped_once_and_stays_failed,
         a_renewed_lease_is_never_reaped,
+        a_holder_hears_that_its_lease_was_taken,
         the_writer_keeps_the_order_of_what_was_said,
+        a_calls_newest_stream_is_claimed_once_and_never_goes_back,
     );
 
     /// A valid reservation (the page tests use it too).
@@ -856,6 +890,7 @@ mod tests {
                 default_timezone: chrono_tz::Tz::UTC,
                 max_party_size: 20,
                 dial_policy: Default::default(),
+                default_language: None,
             },
             Utc::now(),
         )
@@ -1095,6 +1130,25 @@ mod tests {
         assert_eq!(o.notes.as_deref(), Some("the line was busy (SIP 486)"));
     }
 
+    async fn a_calls_newest_stream_is_claimed_once_and_never_goes_back(b: &Backend) {
+        let s = b.open().await;
+        let other = b.open().await;
+        s.insert("CA7", &reservation(), "tok", CallStatus::InProgress)
+            .await
+            .unwrap();
+        assert_eq!(s.newest_stream("CA7").await.unwrap(), Some(1));
+        assert_eq!(s.newest_stream("CAnope").await.unwrap(), None);
+        // The instance the second stream reached claims it; the other sees it.
+        assert!(other.claim_stream("CA7", 2).await.unwrap());
+        assert_eq!(s.newest_stream("CA7").await.unwrap(), Some(2));
+        // The same stream again, or an older one, is stale.
+        assert!(!s.claim_stream("CA7", 2).await.unwrap());
+        assert!(!s.claim_stream("CA7", 1).await.unwrap());
+        assert!(!s.claim_stream("CAnope", 2).await.unwrap());
+        assert!(s.claim_stream("CA7", 3).await.unwrap());
+        assert_eq!(other.newest_stream("CA7").await.unwrap(), Some(3));
+    }
+
     async fn completed_without_a_stream_is_a_failure(b: &Backend) {
         let s = b.open().await;
         s.insert("CA3", &reservation(), "tok", CallStatus::Queued)
@@ -1298,6 +1352,42 @@ mod tests {
         let after = reaper.get("CA11").await.unwrap().unwrap();
         assert_eq!(after.status, CallStatus::Completed);
         assert_eq!(after.outcome.unwrap().status, OutcomeStatus::Booked);
+    }
+
+    async fn a_holder_hears_that_its_lease_was_taken(b: &Backend) {
+        let holder = b.open().await;
+        let reaper = b.open().await;
+        live_call(&holder, "CA13").await;
+        live_call(&holder, "CA14").await;
+        let mut guard = holder.hold_lease("CA13");
+        let mut kept = holder.hold_lease("CA14");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Judged dead (as if its renewals had stopped reaching the database):
+        // the lease now names another holder and has expired; a reaper takes it.
+        with_db!(&reaper.db, pool => {
+            sqlx::query("UPDATE call_leases SET holder = $1, expires_ms = 0 WHERE call_id = $2")
+                .bind("gone")
+                .bind("CA13")
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .unwrap();
+        let reaped = reap_until_found(&reaper).await;
+        assert_eq!(reaped.len(), 1, "{reaped:?}");
+        assert_eq!(reaped[0].id, "CA13");
+        tokio::time::timeout(Duration::from_secs(10), guard.lost())
+            .await
+            .expect("the holder hears that its lease was taken");
+        // The other call's lease is still its own.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(600), kept.lost())
+                .await
+                .is_err(),
+            "a lease still held is not lost"
+        );
+        let r = reaper.get("CA13").await.unwrap().unwrap();
+        assert_eq!(r.status, CallStatus::Failed);
     }
 
     async fn the_writer_keeps_the_order_of_what_was_said(b: &Backend) {

@@ -349,6 +349,17 @@ pub fn say_in_language_and_hangup(text: &str, voice: SayVoice) -> String {
     )
 }
 
+/// The polite `<Say>` + `<Hangup>` of a call held in `language`: English
+/// as the server has always written it ([`say_and_hangup`], Twilio's default
+/// English voice), any other language with Twilio's `language` attribute and
+/// a voice that speaks it ([`say_in_language_and_hangup`], [`say_voice`]).
+pub fn say_and_hangup_in(text: &str, language: &Language) -> String {
+    match language.base() {
+        BaseLanguage::English => say_and_hangup(text),
+        _ => say_in_language_and_hangup(text, say_voice(language)),
+    }
+}
+
 /// What a TwiML document asks Twilio to do, as far as reservoice uses it:
 /// the simulator plays Twilio with it, and tests check builders round-trip.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -899,6 +910,31 @@ mod tests {
         assert_eq!(mexico.language, "es-US");
         let quebec = say_voice(&Language::parse("fr-CA").expect("fr-CA"));
         assert_eq!(quebec.voice, "Google.fr-CA-Standard-A");
+    }
+
+    #[test]
+    fn a_calls_goodbye_is_said_in_its_language() {
+        let en = Language::ENGLISH;
+        let english = crate::phrases::Phrases::new(en);
+        assert_eq!(
+            say_and_hangup_in(english.apology_limit(), &en),
+            say_and_hangup(english.apology_limit())
+        );
+        for tag in ["fr-FR", "es-MX", "de", "it", "pt-BR", "ja"] {
+            let language = Language::parse(tag).expect("tag");
+            let phrases = crate::phrases::Phrases::new(language);
+            for text in [phrases.apology_limit(), phrases.apology_shutdown()] {
+                let doc = say_and_hangup_in(text, &language);
+                let (lang, voice) = say_attributes(&doc);
+                assert_eq!(
+                    lang.as_deref(),
+                    Some(say_voice(&language).language),
+                    "{tag}"
+                );
+                assert_eq!(voice.as_deref(), Some(say_voice(&language).voice), "{tag}");
+                assert_eq!(parse(&doc).expect("parses").says, vec![text.to_string()]);
+            }
+        }
     }
 
     #[test]

@@ -274,6 +274,7 @@ async fn new_call_page(State(web): State<Web>, Extension(visitor): Extension<Vis
             &web.layout(&visitor),
             web.options.demo.as_ref(),
             settings.timezone.name(),
+            settings.language,
             settings.max_party_size,
         ),
     )

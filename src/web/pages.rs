@@ -10,7 +10,7 @@ use maud::{html, Markup, DOCTYPE};
 use super::assets::{SCRIPT, STYLE};
 use super::{DemoForm, Visitor};
 use crate::domain::{
-    CallRecord, CallStatus, Outcome, OutcomeStatus, Reservation, Speaker, TranscriptLine,
+    CallRecord, CallStatus, Language, Outcome, OutcomeStatus, Reservation, Speaker, TranscriptLine,
 };
 use crate::store::CallPage;
 
@@ -585,6 +585,7 @@ fn reservation_card(record: &CallRecord) -> Markup {
                 div { dt { "When" } dd { (r.slot.spoken_date()) ", " (r.slot.spoken_time()) br; span class="muted" { (r.slot.timezone.name()) } } }
                 div { dt { "Flexibility" } dd { (flexibility_words(r.flexibility.get())) } }
                 div { dt { "Name" } dd { (r.customer_name) } }
+                div { dt { "Language" } dd { (r.language.english_name()) " " span class="muted" { "(" (r.language) ")" } } }
                 @if let Some(cb) = &r.callback { div { dt { "Callback" } dd class="number" { (cb.as_str()) } } }
                 @if let Some(n) = &r.notes { div { dt { "Notes" } dd { (n) } } }
                 div { dt { "Placed" } dd { (moment(record.created_at, "datetime")) } }
@@ -687,12 +688,20 @@ fn field(f: Field) -> Markup {
 }
 
 /// `GET /calls/new`: the same fields as `reservoice call`.
+///
+/// `server_language` is the server's `RESERVOICE_LANGUAGE`, if set: the
+/// language of calls whose form leaves the language empty.
 pub fn new_call(
     layout: &Layout,
     demo: Option<&DemoForm>,
     server_zone: &str,
+    server_language: Option<Language>,
     max_party: u32,
 ) -> Markup {
+    let language_default = match server_language {
+        Some(l) => format!("{} ({l}), this server's setting", l.english_name()),
+        None => "the main language of the number's country".to_string(),
+    };
     let ex = demo.map(|d| &d.example);
     let party = ex.map(|e| e.party_size.to_string());
     let text = |f: fn(&crate::domain::ReservationRequest) -> &str| ex.map(f);
@@ -733,6 +742,7 @@ pub fn new_call(
             }
             (field(Field { name: "notes", label: "Notes for the restaurant", hint: Some("Window seat, high chair, an anniversary…".into()), kind: "textarea", required: false, value: ex.and_then(|e| e.notes.as_deref()), autocomplete: None }))
             (field(Field { name: "timezone", label: "Restaurant's time zone", hint: Some(format!("IANA name, e.g. Europe/Paris. Default: from the number, else {server_zone}.")), kind: "text", required: false, value: None, autocomplete: Some("off") }))
+            (field(Field { name: "language", label: "Language spoken to the restaurant", hint: Some(format!("A language tag: fr, es-MX, de, it, pt-BR, ja, en. Empty: {language_default}.")), kind: "text", required: false, value: ex.and_then(|e| e.language.as_deref()), autocomplete: Some("off") }))
             div class="actions" {
                 button class="button primary" type="submit" { "Place the call" }
                 noscript { p class="hint" { "Placing a call from this page needs JavaScript; `reservoice call` does the same from a terminal." } }

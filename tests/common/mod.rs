@@ -2,8 +2,12 @@
 
 use std::time::Duration;
 
+#[allow(dead_code)] // only the fleet tests start several processes
+pub mod fleet;
 #[allow(dead_code)] // only the PostgreSQL tests cut their database
 pub mod proxy;
+#[allow(dead_code)] // only the key-press tests switch instances
+pub mod switch;
 
 use reservoice::cli::client::ApiClient;
 use reservoice::cli::render;

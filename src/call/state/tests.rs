@@ -66,8 +66,22 @@ enum In {
     Amd(AnsweredBy),
     /// The drain time is over.
     Shutdown,
+    /// Another instance reaped the call (its lease was lost).
+    LeaseLost,
     /// The core's deadline (or any time: the core checks).
     Timeout,
+    /// Twilio accepted the key-press update.
+    KeysAccepted,
+    /// Twilio refused it (a 4xx: the call goes on as it was).
+    KeysRefused,
+    /// No clear answer to it (a 5xx, the network).
+    KeysUnknown,
+    /// It found the call over.
+    KeysCallOver,
+    /// The call's new stream reached the session (its `streamSid`).
+    Rejoined(&'static str),
+    /// The call's new stream reached another instance.
+    Moved,
 }
 
 /// A row of a conversation.
@@ -144,7 +158,14 @@ fn input<'a>(given: &In, frame: &'a Option<String>) -> Input<'a> {
         In::ReconnectFailed => Input::ModelReconnectFailed,
         In::Amd(who) => Input::AnsweredBy(*who),
         In::Shutdown => Input::Shutdown,
+        In::LeaseLost => Input::LeaseLost,
         In::Timeout => Input::Timeout,
+        In::KeysAccepted => Input::KeysAccepted,
+        In::KeysRefused => Input::KeysFailed(UpdateFailure::Refused, "Too Many Requests".into()),
+        In::KeysUnknown => Input::KeysFailed(UpdateFailure::Unknown, "HTTP 503".into()),
+        In::KeysCallOver => Input::KeysFailed(UpdateFailure::CallOver, "21220".into()),
+        In::Rejoined(sid) => Input::StreamRejoined(sid.to_string()),
+        In::Moved => Input::StreamMoved,
         _ => Input::Model(text()),
     }
 }
@@ -171,14 +192,19 @@ fn summary(action: &Action) -> String {
     match action {
         Action::Twilio(text) => {
             let v = json(text);
-            assert_eq!(v["streamSid"], SID, "{text}");
+            // Frames to a later stream name it.
+            let to = match v["streamSid"].as_str() {
+                Some(SID) => "twilio".to_string(),
+                Some(other) => format!("twilio@{other}"),
+                None => panic!("no streamSid: {text}"),
+            };
             match v["event"].as_str().unwrap_or("") {
                 "media" => {
                     let payload = v["media"]["payload"].as_str().unwrap_or("");
-                    format!("twilio media {}ms", rt::base64_decoded_len(payload) / 8)
+                    format!("{to} media {}ms", rt::base64_decoded_len(payload) / 8)
                 }
-                "mark" => format!("twilio mark {}", v["mark"]["name"].as_str().unwrap_or("")),
-                other => format!("twilio {other}"),
+                "mark" => format!("{to} mark {}", v["mark"]["name"].as_str().unwrap_or("")),
+                other => format!("{to} {other}"),
             }
         }
         Action::Model(text) => {
@@ -234,6 +260,10 @@ fn summary(action: &Action) -> String {
         Action::HangUp => "hang up".into(),
         Action::Apologise(text) => format!("apologise: {text}"),
         Action::ReconnectModel => "reconnect model".into(),
+        Action::PressKeys(k) => format!(
+            "press keys {} for stream {} at {}",
+            k.digits, k.stream_number, k.call_clock_ms
+        ),
         Action::Close => "close".into(),
     }
 }
@@ -247,13 +277,26 @@ fn setup() -> CallSetup {
         spoken: Phrases::new(Language::ENGLISH),
         prompts: &prompts::ENGLISH,
         voicemail_message: MESSAGE.into(),
+        dtmf: DtmfMode::Inband,
+    }
+}
+
+/// A call whose keys Twilio presses (the default mode).
+fn twilio_keys() -> CallSetup {
+    CallSetup {
+        dtmf: DtmfMode::Twilio,
+        ..setup()
     }
 }
 
 /// Play `steps` on a call set up by `setup`; the core's state at the end.
 fn play(setup: CallSetup, steps: &[Step]) -> CallState {
     let t0 = Instant::now();
-    let mut call = CallState::new(setup, t0);
+    play_on(CallState::new(setup, t0), t0, steps)
+}
+
+/// Play `steps` on `call`, which started at `t0`.
+fn play_on(mut call: CallState, t0: Instant, steps: &[Step]) -> CallState {
     let mut out = Vec::new();
     let ms = |t: Instant| t.duration_since(t0).as_millis() as u64;
     for (row, step) in steps.iter().enumerate() {
@@ -819,6 +862,51 @@ fn shutdown_ends_a_live_call_politely_but_not_one_hanging_up() {
 
 #[test]
 #[rustfmt::skip]
+fn a_lost_lease_closes_the_call_without_writing_over_the_reapers_record() {
+    // Mid-conversation, with a line still playing: no line, no outcome, no
+    // apology (the reaper has finished the record and hung up).
+    play(
+        setup(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, In::Created("resp_1"), &[]),
+            At(1000, In::Delta("resp_1", "item_a1", 1000), &["twilio media 1000ms", "twilio mark item_a1:1000:m1"]),
+            At(1010, In::AgentSaid("resp_1", "item_a1", "one two three four"), &[]),
+            At(1500, In::LeaseLost, &["close"]),
+            Is("Closed"),
+            Next(None),
+            At(1600, In::Stop, &[]),
+            At(1700, In::Shutdown, &[]),
+        ],
+    );
+    // While hanging up after an answering machine: closed at once, the
+    // voicemail outcome already written stays the only one.
+    play(
+        setup(),
+        &[
+            At(1000, In::Amd(AnsweredBy::Fax), &["outcome voicemail", "hang up"]),
+            At(1100, In::LeaseLost, &["close"]),
+            At(1200, In::TwilioClosed, &[]),
+        ],
+    );
+    // While apologising (waiting for Twilio to end the stream): closed at
+    // once, not at the apology's deadline.
+    play(
+        setup(),
+        &[
+            At(1000, In::Shutdown, &[
+                "outcome failed (Fallback): the call was ended because the server shut down",
+                TECHNICAL,
+            ]),
+            Is("Apologising"),
+            At(1100, In::LeaseLost, &["close"]),
+            Is("Closed"),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
 fn a_recorded_call_hands_every_sound_to_the_recorder() {
     play(
         CallSetup {
@@ -859,6 +947,342 @@ fn cut_lines_keep_the_heard_words() {
     );
     assert_eq!(cut_text("one two, three four", 100, 1000), "");
     assert_eq!(cut_text("one two, three four", 600, 1000), "one two…");
+}
+
+/// `send_dtmf` pressing `2`, as the model calls it.
+const PRESS_2: In = In::Tool("resp_1", "call_1", "send_dtmf", r#"{"digits":"2"}"#);
+const PRESSED_2: &str = "model output call_1: done=true, next=The keys were played on the line, in order, after anything you said. Say nothing now; wait for whoever answers., pressed=2";
+const NO_NEW_STREAM: &str =
+    "the call's audio did not come back within 10 s after the keys were pressed";
+
+#[test]
+#[rustfmt::skip]
+fn the_agent_presses_keys_through_twilio_and_the_call_goes_on_over_the_new_stream() {
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, In::Created("resp_1"), &[]),
+            At(1000, In::Delta("resp_1", "item_a1", 1000), &["twilio media 1000ms", "twilio mark item_a1:1000:m1"]),
+            // What the agent said plays out first: the keys wait for its mark.
+            At(1100, PRESS_2, &[]),
+            Is("PressingKeys { update_sent: false"),
+            Next(Some(1100 + 1000 + 2000)),
+            At(1150, In::AudioDone("resp_1", "item_a1"), &[]),
+            At(1150, In::AgentSaid("resp_1", "item_a1", "Pressing two for reservations."), &[]),
+            At(1160, In::Done("resp_1"), &[]),
+            At(2000, In::Media(2000), &["model append"]),
+            At(2000, In::Mark("item_a1:1000:m1"), &[
+                "line agent@1000: Pressing two for reservations.",
+                "press keys w2 for stream 2 at 2000",
+            ]),
+            Is("PressingKeys { update_sent: true"),
+            Next(Some(12_000)),
+            // Accepted: the key press goes on the transcript once, where the
+            // update was sent; the agent is told to wait for the line.
+            At(2300, In::KeysAccepted, &["line agent@2000: (pressed 2)", PRESSED_2]),
+            Is("Rejoining"),
+            Next(Some(12_300)),
+            // The old stream's last audio still counts; its end does not end the call.
+            At(2320, In::Media(2320), &["model append"]),
+            At(2400, In::Stop, &[]),
+            Is("Rejoining"),
+            // The new stream: its timestamps start at 0, the call's clock goes on
+            // (1400 ms after the update was sent at 2000).
+            At(3400, In::Rejoined("MZ2"), &[]),
+            Is("Talking"),
+            At(3420, In::Media(20), &["model append"]),
+            // The model heard nothing in the gap (1080 ms): its clock is put right.
+            At(3500, In::SpeechStarted("item_c2", 2400), &[]),
+            At(4000, In::CalleeSaid("item_c2", "Reservations, how can I help?"), &["line callee@3480: Reservations, how can I help?"]),
+            At(4000, In::Media(600), &["model append"]),
+            At(4000, In::Created("resp_2"), &[]),
+            // The agent speaks on the new stream, named by its streamSid.
+            At(4000, In::Delta("resp_2", "item_a2", 500), &["twilio@MZ2 media 500ms", "twilio@MZ2 mark item_a2:500"]),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn a_refused_key_press_is_told_to_the_agent_and_the_next_one_plays_in_band() {
+    let call = play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            // Nothing queued: the update goes at once.
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1200, In::KeysRefused, &[
+                "model output call_1: error=Twilio did not press the keys: Too Many Requests, next=The phone network did not press the keys, so nothing was pressed. To try again, call send_dtmf again",
+                "model response.create",
+            ]),
+            Is("Talking"),
+            At(1300, In::Created("resp_2"), &[]),
+            At(1300, In::Tool("resp_2", "call_2", "send_dtmf", r#"{"digits":"2"}"#), &[
+                "line agent@1000: (pressed 2)",
+                "twilio media 160ms",
+                "twilio mark dtmf_2_1000_2",
+                "model output call_2: done=true",
+            ]),
+        ],
+    );
+    assert_eq!(call.stream_number(), 1);
+}
+
+#[test]
+#[rustfmt::skip]
+fn a_new_stream_that_never_comes_ends_the_call_as_failed_within_the_deadline() {
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1200, In::KeysAccepted, &["line agent@1000: (pressed 2)", PRESSED_2]),
+            At(1300, In::Stop, &[]),
+            Next(Some(11_200)),
+            At(5000, In::Timeout, &[]),
+            // No stream to wait for: the apology replaces the TwiML, and the call ends.
+            At(11_200, In::Timeout, &[
+                "error: the call's audio did not come back within 10 s",
+                "outcome failed (Fallback): the call's audio did not come back within 10 s after the keys were pressed",
+                TECHNICAL,
+                "close",
+            ]),
+            Is("Closed"),
+        ],
+    );
+    assert!(NO_NEW_STREAM.contains("10 s"));
+}
+
+#[test]
+#[rustfmt::skip]
+fn an_unclear_answer_waits_for_the_stream_to_tell() {
+    // The old stream ended: the update landed, the keys are being played.
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1200, In::KeysUnknown, &[]),
+            Is("Rejoining"),
+            At(1300, In::TwilioClosed, &["line agent@1000: (pressed 2)", PRESSED_2]),
+            At(2500, In::Rejoined("MZ2"), &[]),
+            Is("Talking"),
+        ],
+    );
+    // The old stream went on: the update did not land; the agent is told.
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1200, In::KeysUnknown, &[]),
+            At(5000, In::Media(5000), &["model append"]),
+            At(11_200, In::Timeout, &[
+                "model output call_1: error=Twilio did not press the keys: Twilio did not apply the call update",
+                "model response.create",
+            ]),
+            Is("Talking"),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn the_stream_may_end_before_twilio_answers_the_update() {
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1100, In::Stop, &[]),
+            Is("PressingKeys { update_sent: true"),
+            At(1200, In::KeysAccepted, &["line agent@1000: (pressed 2)", PRESSED_2]),
+            At(2000, In::Rejoined("MZ2"), &[]),
+            Is("Talking"),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn the_new_stream_may_come_before_twilios_answer() {
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1100, In::Stop, &[]),
+            // Its arrival proves the update landed: the keys are told once.
+            At(1900, In::Rejoined("MZ2"), &["line agent@1000: (pressed 2)", PRESSED_2]),
+            Is("Talking"),
+            // The answer, late, changes nothing.
+            At(2000, In::KeysAccepted, &[]),
+            At(2000, In::KeysRefused, &[]),
+            Is("Talking"),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn a_key_press_that_finds_the_call_over_ends_it() {
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1200, In::KeysCallOver, &[ENDED, "close"]),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn a_stream_that_reached_another_instance_makes_this_session_yield() {
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1200, In::KeysAccepted, &["line agent@1000: (pressed 2)", PRESSED_2]),
+            At(1300, In::Stop, &[]),
+            // No outcome, no apology: the call goes on elsewhere.
+            At(2000, In::Moved, &["close"]),
+            Is("Closed"),
+        ],
+    );
+    // The instance the new stream reached took the lease: the same, no outcome.
+    play(
+        twilio_keys(),
+        &[
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 0"]),
+            At(1200, In::KeysAccepted, &["line agent@0: (pressed 2)", PRESSED_2]),
+            At(1300, In::Stop, &[]),
+            At(1900, In::LeaseLost, &["close"]),
+            Is("Closed"),
+        ],
+    );
+    // Once the call went on over its new stream here, news of another is stale.
+    play(
+        twilio_keys(),
+        &[
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 0"]),
+            At(1200, In::KeysAccepted, &["line agent@0: (pressed 2)", PRESSED_2]),
+            At(2000, In::Rejoined("MZ2"), &[]),
+            At(2100, In::Moved, &[]),
+            Is("Talking"),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn keys_asked_for_while_others_are_pressed_wait() {
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1100, In::Tool("resp_1", "call_2", "send_dtmf", r#"{"digits":"3"}"#), &[
+                "model output call_2: error=The keys you asked for before are still being pressed.",
+            ]),
+            // Keys Twilio's <Play digits> refuses are the tool's error, as in-band.
+            At(1100, In::Tool("resp_1", "call_3", "send_dtmf", r#"{"digits":"2x"}"#), &[
+                "model output call_3: error='x' is not a key on a phone keypad",
+                "model response.create",
+            ]),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn agent_audio_between_two_streams_is_dropped_and_not_written() {
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1200, In::KeysAccepted, &["line agent@1000: (pressed 2)", PRESSED_2]),
+            At(1300, In::Created("resp_2"), &[]),
+            At(1300, In::Delta("resp_2", "item_a2", 500), &["model response.cancel"]),
+            At(1310, In::Delta("resp_2", "item_a2", 500), &[]),
+            At(1400, In::AgentSaid("resp_2", "item_a2", "Hello? Hello?"), &[]),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn limits_and_shutdown_still_end_a_call_between_streams() {
+    play(
+        twilio_keys(),
+        &[
+            At(1000, In::Media(1000), &["model append"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1200, In::KeysAccepted, &["line agent@1000: (pressed 2)", PRESSED_2]),
+            At(1300, In::Stop, &[]),
+            At(1400, In::Shutdown, &[
+                "outcome failed (Fallback): the call was ended because the server shut down",
+                "apologise:",
+                "close",
+            ]),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn a_recorded_key_press_through_twilio_records_its_tones_where_twilio_plays_them() {
+    play(
+        CallSetup { record: true, ..twilio_keys() },
+        &[
+            At(1000, In::Media(1000), &["model append", "record inbound@1000"]),
+            At(1000, PRESS_2, &["press keys w2 for stream 2 at 1000"]),
+            At(1200, In::KeysAccepted, &["record keys@1500 160ms", "line agent@1000: (pressed 2)", PRESSED_2]),
+            At(1300, In::Stop, &[]),
+            At(2600, In::Rejoined("MZ2"), &[]),
+            // The new stream's audio lands on the call's clock, after the gap.
+            At(2620, In::Media(20), &["model append", "record inbound@2620"]),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn a_call_resumed_on_another_instance_gets_the_conversation_and_keeps_its_clock() {
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let call = CallState::resume(
+        twilio_keys(),
+        Resume {
+            stream_number: 2,
+            call_clock_ms: 48_260,
+            history: vec![
+                (Speaker::Callee, "For reservations, press two.".into()),
+                (Speaker::Agent, "(pressed 2)".into()),
+            ],
+        },
+        t0,
+        &mut out,
+    );
+    let got: Vec<String> = out.iter().map(summary).collect();
+    assert_eq!(got, ["model system: The connection was interrupted and restored. The phone call is still going on. The conversation so far:\nRestaurant: For reservations, press two.\nYou: (pressed 2)\nContinue the call from where it stopped; do not start over."]);
+    let call = play_on(
+        call,
+        t0,
+        &[
+            Is("Talking"),
+            At(20, In::Media(20), &["model append"]),
+            At(300, In::SpeechStarted("item_c1", 100), &[]),
+            At(900, In::CalleeSaid("item_c1", "Reservations."), &["line callee@48360: Reservations."]),
+            // Its own next key press opens the call's third stream.
+            At(1000, In::Media(740), &["model append"]),
+            At(1000, In::Tool("resp_1", "call_9", "send_dtmf", r##"{"digits":"#"}"##), &["press keys w# for stream 3 at 49000"]),
+        ],
+    );
+    assert_eq!(call.stream_number(), 2);
 }
 
 fn tuned(append_ms: u64, mark_ms: u64) -> CallSetup {
