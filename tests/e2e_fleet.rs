@@ -14,13 +14,14 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use reservoice::cli::client::ApiClient;
 use reservoice::cli::render;
-use reservoice::domain::{CallRecord, CallStatus, OutcomeStatus, ReservationRequest, Speaker};
+use reservoice::domain::{CallStatus, OutcomeStatus, ReservationRequest, Speaker};
 use reservoice::sim::scenario::clip_text;
 use reservoice::sim::telephone::{Route, Routes, SimCall};
 use reservoice::store::CallStore;
 
 mod common;
 use common::fleet::{Fleet, HoldingRelay, RESTAURANT};
+use common::wait_for;
 
 /// `reservoice call` for the scenario's booking (tomorrow at 7pm, 4 people).
 const CALL: &[&str] = &[
@@ -63,28 +64,6 @@ async fn with_logs(fleet: &Fleet, test: impl Future<Output = ()>) {
     if let Err(panic) = std::panic::AssertUnwindSafe(test).catch_unwind().await {
         eprintln!("{}", fleet.logs());
         std::panic::resume_unwind(panic);
-    }
-}
-
-/// Poll `store` until `ready` holds for call `id` (at most 30 s).
-async fn wait_for(
-    store: &CallStore,
-    id: &str,
-    what: &str,
-    ready: impl Fn(&CallRecord) -> bool,
-) -> CallRecord {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(Some(r)) = store.get(id).await {
-            if ready(&r) {
-                return r;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited 30 s for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -23,6 +23,7 @@ use reservoice::store::{CallStore, LeaseTimings};
 
 mod common;
 use common::proxy::{upstream, CuttableProxy};
+use common::wait_for;
 
 /// Leases short enough to see a dead instance's call reaped in seconds.
 fn quick_leases() -> LeaseTimings {
@@ -44,28 +45,6 @@ async fn rig(database_url: &str) -> Rig {
     })
     .await
     .expect("rig starts")
-}
-
-/// Poll `store` until `ready` holds for call `id` (at most 30 s).
-async fn wait_for(
-    store: &CallStore,
-    id: &str,
-    what: &str,
-    ready: impl Fn(&CallRecord) -> bool,
-) -> CallRecord {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(Some(r)) = store.get(id).await {
-            if ready(&r) {
-                return r;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited 30 s for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// What the telephone knows of call `id` so far.

@@ -39,3 +39,26 @@ pub fn model_events(rig: &Rig) -> Vec<Value> {
     assert_eq!(sessions.len(), 1, "one model session per call");
     sessions[0].client_events.clone()
 }
+
+/// Poll `store` until `ready` holds for call `id` (at most 30 s).
+#[allow(dead_code)] // only the tests that watch a shared store use it
+pub async fn wait_for(
+    store: &reservoice::store::CallStore,
+    id: &str,
+    what: &str,
+    ready: impl Fn(&CallRecord) -> bool,
+) -> CallRecord {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(r)) = store.get(id).await {
+            if ready(&r) {
+                return r;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
