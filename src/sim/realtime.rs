@@ -273,6 +273,15 @@ async fn run_socket(socket: WebSocket, shared: Arc<Shared>, idx: usize, model: O
                 "realtime sim dropping the connection (as asked)"
             );
             leave(&shared, &seat, &session, saved);
+            // Closed with the client's frames unread, the socket is reset,
+            // and a reset can discard what the client had not read yet
+            // (the last transcript of the response just sent). A model that
+            // drops after a response has sent it all: let the client read
+            // it (reading its frames meanwhile), then drop.
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while let Some(Ok(_)) = rx.next().await {}
+            })
+            .await;
             drop(tx);
             drop(rx);
             return;
