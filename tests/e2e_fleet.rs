@@ -14,8 +14,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use reservoice::cli::client::ApiClient;
 use reservoice::cli::render;
-use reservoice::domain::{CallStatus, OutcomeStatus, ReservationRequest, Speaker};
-use reservoice::sim::scenario::clip_text;
+use reservoice::domain::{CallStatus, OutcomeStatus, ReservationRequest};
 use reservoice::sim::telephone::{Route, Routes, SimCall};
 use reservoice::store::CallStore;
 
@@ -142,31 +141,7 @@ async fn a_call_spread_over_three_instances_is_followed_once_in_order() {
         assert_eq!(printed, stored, "stdout:\n{stdout}");
         // And what is stored is what was said: every host line as the
         // telephone played it, every agent line as the script has it.
-        let callee: Vec<&str> = record
-            .transcript
-            .iter()
-            .filter(|l| l.speaker == Speaker::Callee)
-            .map(|l| l.text.as_str())
-            .collect();
-        let host: Vec<&str> = call
-            .host_lines_spoken
-            .iter()
-            .map(|c| clip_text(c))
-            .collect();
-        assert_eq!(callee, host, "every host line, once, in order");
-        let agent: Vec<&str> = record
-            .transcript
-            .iter()
-            .filter(|l| l.speaker == Speaker::Agent)
-            .map(|l| l.text.as_str())
-            .collect();
-        let said: Vec<&str> = fleet
-            .scenario
-            .agent
-            .iter()
-            .filter_map(|r| r.say.as_deref())
-            .collect();
-        assert_eq!(agent, said, "every agent line, once, in order");
+        common::assert_everything_said_is_written(&call, &fleet.scenario, &record);
 
         // Each kind of request reached its instance and was accepted there.
         all_routed(&call, Route::Status, a.addr);

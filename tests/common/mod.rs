@@ -62,3 +62,41 @@ pub async fn wait_for(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The transcript says exactly what was said, once, in order: the host's
+/// lines as the telephone played them (`call`), the agent's as `script` has
+/// them, on a clock that never goes back.
+#[allow(dead_code)] // only the tests that check a whole transcript use it
+pub fn assert_everything_said_is_written(
+    call: &reservoice::sim::telephone::SimCall,
+    script: &reservoice::sim::scenario::Scenario,
+    record: &CallRecord,
+) {
+    use reservoice::domain::Speaker;
+    let callee: Vec<&str> = record
+        .transcript
+        .iter()
+        .filter(|l| l.speaker == Speaker::Callee)
+        .map(|l| l.text.as_str())
+        .collect();
+    let host: Vec<&str> = call
+        .host_lines_spoken
+        .iter()
+        .map(|c| reservoice::sim::scenario::clip_text(c))
+        .collect();
+    assert_eq!(callee, host, "every host line, once, in order");
+    let agent: Vec<&str> = record
+        .transcript
+        .iter()
+        .filter(|l| l.speaker == Speaker::Agent)
+        .map(|l| l.text.as_str())
+        .collect();
+    let said: Vec<&str> = script
+        .agent
+        .iter()
+        .filter_map(|r| r.say.as_deref())
+        .collect();
+    assert_eq!(agent, said, "every agent line, once, in order");
+    let t = &record.transcript;
+    assert!(t.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{t:?}");
+}
