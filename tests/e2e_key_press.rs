@@ -57,11 +57,7 @@ fn tool_outputs(events: &[Value]) -> Vec<Value> {
 /// The booking the rig makes (tomorrow at 19:00 in its zone, UTC).
 fn booking() -> Booking {
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
-    Booking {
-        date: tomorrow.format("%Y-%m-%d").to_string(),
-        spoken_date: tomorrow.format("%A %-d %B").to_string(),
-        ..Booking::demo()
-    }
+    Booking::demo_on(tomorrow)
 }
 
 /// The menu scenario, its first agent response (pressing 2) replaced by these.

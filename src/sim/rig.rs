@@ -223,14 +223,7 @@ impl Rig {
         let account_sid = format!("AC{:032x}", rand::thread_rng().gen::<u128>());
         let tomorrow =
             (Utc::now().with_timezone(&options.timezone) + Duration::days(1)).date_naive();
-        let booking = Booking {
-            restaurant: "Chez Demo".into(),
-            party_size: 4,
-            date: tomorrow.format("%Y-%m-%d").to_string(),
-            time: "19:00".into(),
-            spoken_date: tomorrow.format("%A %-d %B").to_string(),
-            name: "Alex Doe".into(),
-        };
+        let booking = Booking::demo_on(tomorrow);
         let scenario = options
             .custom_scenario
             .clone()

@@ -35,6 +35,16 @@ impl Booking {
             name: "Alex Doe".into(),
         }
     }
+
+    /// The demo booking on `day` (the rig and the tests book tomorrow in
+    /// the restaurant's zone, so "in the past" never trips them).
+    pub fn demo_on(day: chrono::NaiveDate) -> Self {
+        Booking {
+            date: day.format("%Y-%m-%d").to_string(),
+            spoken_date: day.format("%A %-d %B").to_string(),
+            ..Booking::demo()
+        }
+    }
 }
 
 /// One thing the host says: which clip, its words (the stand-in ASR's

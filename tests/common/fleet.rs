@@ -97,14 +97,7 @@ impl Fleet {
         let account_sid = format!("AC{:032x}", rand::thread_rng().gen::<u128>());
         let model_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
         let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
-        let booking = Booking {
-            restaurant: "Chez Demo".into(),
-            party_size: 4,
-            date: tomorrow.format("%Y-%m-%d").to_string(),
-            time: "19:00".into(),
-            spoken_date: tomorrow.format("%A %-d %B").to_string(),
-            name: "Alex Doe".into(),
-        };
+        let booking = Booking::demo_on(tomorrow);
         let scenario = Scenario::alternative(&booking);
         let model = RealtimeSim::start(scenario.clone(), Some(model_key.clone()))
             .await
