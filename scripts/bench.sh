@@ -6,7 +6,8 @@
 #   scripts/bench.sh CALLS DURATION_S [RAMP_S]
 #
 # TRAFFIC (echo | realistic; default echo), ONLY (floor | server: run one),
-# BIN (default target/release/reservoice), SERVER_CORE (0), LOAD_CORE (1),
+# BIN (default target/release/reservoice), SERVER_BIN (the server's binary,
+# default BIN: to compare two builds under the same load), SERVER_CORE (0), LOAD_CORE (1),
 # PORT (8080), RT_PORT (8091), TW_PORT (8092), FLOOR_PORT (8093), OUT_DIR.
 # The server's own settings pass through the environment
 # (e.g. RESERVOICE_APPEND_MS=60 RESERVOICE_MARK_MS=200).
@@ -14,6 +15,7 @@
 set -euo pipefail
 calls=${1:?calls}; duration=${2:?duration}; ramp=${3:-10}
 bin=${BIN:-target/release/reservoice}
+server_bin=${SERVER_BIN:-$bin}
 traffic=${TRAFFIC:-echo}; only=${ONLY:-}
 server_core=${SERVER_CORE:-0}; load_core=${LOAD_CORE:-1}; port=${PORT:-8080}
 rt_port=${RT_PORT:-8091}; tw_port=${TW_PORT:-8092}; floor_port=${FLOOR_PORT:-8093}
@@ -57,7 +59,7 @@ if [ "$only" != floor ]; then
   TWILIO_ACCOUNT_SID=ACbe0c0000000000000000000000000000 TWILIO_AUTH_TOKEN=$token \
   TWILIO_FROM_NUMBER=+12125550100 TWILIO_API_BASE=http://127.0.0.1:$tw_port \
   RESERVOICE_DATA_DIR=$data RUST_LOG=warn \
-    taskset -c "$server_core" "$bin" serve >"$out/serve.log" 2>&1 &
+    taskset -c "$server_core" "$server_bin" serve >"$out/serve.log" 2>&1 &
   server=$!; children+=("$server")
   set +e
   taskset -c "$load_core" "$bin" bench --server "http://127.0.0.1:$port" --auth-token "$token" \

@@ -154,6 +154,9 @@ pub struct CallTimings {
     /// hears each frame up to this minus 20 ms later (its turn detection
     /// with it). docs/PERFORMANCE.md has the figures behind the default.
     pub append_ms: u64,
+    /// Which frames may wait to be joined (`RESERVOICE_APPEND_JOIN`), when
+    /// `append_ms` is above 20.
+    pub append_join: AppendJoin,
     /// Milliseconds of agent audio between two Twilio `mark`s
     /// (`RESERVOICE_MARK_MS`; 0: one mark after every model audio delta).
     /// The end of each item is always marked; between marks the playback
@@ -176,9 +179,24 @@ impl Default for CallTimings {
             max_call: Duration::from_secs(600),
             max_silence: Duration::from_secs(60),
             append_ms: DEFAULT_APPEND_MS,
+            append_join: AppendJoin::default(),
             mark_ms: DEFAULT_MARK_MS,
         }
     }
+}
+
+/// Which of the callee's frames may wait to be joined into one append
+/// (`RESERVOICE_APPEND_JOIN`; `call::joining` has the rules).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AppendJoin {
+    /// Only frames the model decides nothing from: speech past its first
+    /// 400 ms and silence past the model's turn window. Speech starts
+    /// (barge-in) and turn ends reach the model as soon as with 20 ms appends.
+    #[default]
+    Safe,
+    /// Every frame: each append waits for `RESERVOICE_APPEND_MS` of audio, so
+    /// the model hears everything up to that minus 20 ms later.
+    Always,
 }
 
 /// What to do when an answering machine takes the call (`--voicemail`).
@@ -380,9 +398,12 @@ pub struct SettingsArgs {
     /// How key presses reach the line: Twilio plays them (a short gap while the stream reconnects), or tones inside the stream (some lines do not carry them)
     #[arg(long, env = "RESERVOICE_DTMF", value_enum, default_value_t = DtmfMode::Twilio)]
     pub dtmf: DtmfMode,
-    /// Milliseconds of the callee's audio per message to the model (20..=100): fewer messages, but the model hears each word up to this minus 20 ms later
+    /// Most milliseconds of the callee's audio per message to the model (20..=100): Twilio's 20 ms frames are joined where the model decides nothing from them (see --append-join)
     #[arg(long, env = "RESERVOICE_APPEND_MS", default_value_t = DEFAULT_APPEND_MS, value_parser = clap::value_parser!(u64).range(20..=100))]
     pub append_ms: u64,
+    /// Which frames may wait to be joined: safe (not the start of speech, not the silence that may end a turn) or always (every frame waits, the model hears everything later)
+    #[arg(long, env = "RESERVOICE_APPEND_JOIN", value_enum, default_value_t = AppendJoin::Safe)]
+    pub append_join: AppendJoin,
     /// Milliseconds of agent audio between two Twilio marks (0: a mark after every model audio delta); barge-in stays exact either way
     #[arg(long, env = "RESERVOICE_MARK_MS", default_value_t = DEFAULT_MARK_MS, value_parser = clap::value_parser!(u64).range(0..=2000))]
     pub mark_ms: u64,
@@ -425,6 +446,7 @@ impl Default for SettingsArgs {
             dtmf: DtmfMode::default(),
             lease_secs: DEFAULT_LEASE_SECS,
             append_ms: DEFAULT_APPEND_MS,
+            append_join: AppendJoin::default(),
             mark_ms: DEFAULT_MARK_MS,
         }
     }
@@ -457,6 +479,7 @@ mod default_tests {
                     a.record,
                     a.dtmf,
                     a.append_ms,
+                    a.append_join,
                     a.mark_ms,
                     a.lease_secs
                 )
@@ -690,6 +713,7 @@ impl SettingsArgs {
                 max_call: Duration::from_secs(self.max_call_secs.max(10)),
                 max_silence: Duration::from_secs(self.max_silence_secs.max(5)),
                 append_ms: self.append_ms,
+                append_join: self.append_join,
                 mark_ms: self.mark_ms,
                 ..CallTimings::default()
             },

@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::model_events;
 use reservoice::cli::client::ApiClient;
 use reservoice::cli::render;
+use reservoice::config::AppendJoin;
 use reservoice::contract::{LineSpoken, LiveEvent};
 use reservoice::domain::{CallRecord, CallStatus, OutcomeStatus, Speaker};
 use reservoice::sim::rig::{Rig, RigOptions, ScenarioKind};
@@ -195,15 +196,34 @@ async fn barge_in_stops_playback_and_truncates_to_what_was_heard() {
     barge_in_truncates_to_what_was_heard(rig(ScenarioKind::BargeIn).await).await;
 }
 
-/// With the callee's frames joined into 100 ms appends and a mark only every
-/// 500 ms of agent audio, the truncate is still within one frame of what
-/// was heard (the playback position is extrapolated between marks).
+/// With every one of the callee's frames joined into 100 ms appends and a
+/// mark only every 500 ms of agent audio, the truncate is still within one
+/// frame of what was heard (the playback position is extrapolated between
+/// marks).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barge_in_stays_exact_with_joined_appends_and_sparse_marks() {
     let rig = Rig::start(RigOptions {
         scenario: ScenarioKind::BargeIn,
         append_ms: 100,
+        append_join: AppendJoin::Always,
         mark_ms: 500,
+        ..Default::default()
+    })
+    .await
+    .expect("rig starts");
+    barge_in_truncates_to_what_was_heard(rig).await;
+}
+
+/// Frames joined only where the model decides nothing from them (speech
+/// past its start, silence past the turn window), with 200 ms marks: the
+/// same accuracy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn barge_in_stays_exact_with_safely_joined_appends() {
+    let rig = Rig::start(RigOptions {
+        scenario: ScenarioKind::BargeIn,
+        append_ms: 100,
+        append_join: AppendJoin::Safe,
+        mark_ms: 200,
         ..Default::default()
     })
     .await

@@ -194,7 +194,8 @@ impl Playback {
 /// Where the callee is in the conversation (realistic mode).
 #[derive(Debug, Clone, Copy)]
 enum Talk {
-    /// Talking: `left` frames of this turn to send.
+    /// Talking: `left` frames of this turn to send (speech, then the
+    /// silence of the model's turn window).
     Speaking { turn: u32, left: u64 },
     /// Silent, waiting for the answer to `turn` to arrive and play.
     Waiting {
@@ -255,7 +256,7 @@ impl Stream<'_> {
             let next = turn + 1;
             self.talk = Talk::Speaking {
                 turn: next,
-                left: wire::callee_turn_ms(self.index, next) / 20,
+                left: wire::callee_turn_ms(self.index, next) / 20 + wire::TURN_WINDOW_FRAMES,
             };
         }
         let Talk::Speaking { turn, left } = self.talk else {
@@ -266,7 +267,11 @@ impl Stream<'_> {
                 turn,
                 left: left - 1,
             };
-            return (FrameKind::Speech, turn);
+            // Speech, then the silence of the model's turn window.
+            if left > wire::TURN_WINDOW_FRAMES {
+                return (FrameKind::Speech, turn);
+            }
+            return (FrameKind::Silence, turn);
         }
         self.talk = Talk::Waiting {
             turn,
@@ -495,7 +500,7 @@ pub async fn run(
         traffic: timeline.traffic,
         talk: Talk::Speaking {
             turn: 0,
-            left: wire::callee_turn_ms(plan.index, 0) / 20,
+            left: wire::callee_turn_ms(plan.index, 0) / 20 + wire::TURN_WINDOW_FRAMES,
         },
         audio: Vec::with_capacity(4 * FRAME_BYTES),
     };

@@ -272,8 +272,20 @@ async fn model_session(stream: TcpStream, traffic: Traffic, stats: Arc<ModelStat
                                     responding = true;
                                     out.extend(response_start(RESPONSE_ID, ITEM_ID));
                                 }
-                                seq += 1;
-                                out.push(audio_delta(seq, RESPONSE_ID, ITEM_ID, &b64));
+                                // Frame by frame, whatever the append's size:
+                                // the model's deltas do not follow the
+                                // bridge's appends, and the floor echoes
+                                // each frame too.
+                                if audio.len() <= wire::FRAME_BYTES {
+                                    seq += 1;
+                                    out.push(audio_delta(seq, RESPONSE_ID, ITEM_ID, &b64));
+                                } else {
+                                    for frame in audio.chunks(wire::FRAME_BYTES) {
+                                        seq += 1;
+                                        let b64 = base64::engine::general_purpose::STANDARD.encode(frame);
+                                        out.push(audio_delta(seq, RESPONSE_ID, ITEM_ID, &b64));
+                                    }
+                                }
                             }
                             Traffic::Realistic => {
                                 if let Some(end) = turn_end {

@@ -11,7 +11,8 @@
 //!   [`DeltaHeader`]: call index, turn, delta number and count.
 //!
 //! The realistic mode ([`Traffic::Realistic`]): the callee speaks in turns
-//! ([`callee_turn_ms`]), then stays silent while the agent answers; the
+//! ([`callee_turn_ms`]), then stays silent while the model's turn window
+//! passes and the agent answers; the
 //! model (or the floor) answers each turn with a reply ([`ReplyPlan`]) of
 //! deltas of a documented mix of sizes ([`DELTA_MIX_MS`]), sent faster than
 //! real time ([`REPLY_SPEEDUP`]).
@@ -50,6 +51,20 @@ pub fn clock_us() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
+/// A 20 ms frame of a 400 Hz tone at about −16 dBFS, in mu-law: what the
+/// callee's speech sounds like to anything that looks at its level.
+fn speech_tone() -> &'static [u8; FRAME_BYTES] {
+    static TONE: OnceLock<[u8; FRAME_BYTES]> = OnceLock::new();
+    TONE.get_or_init(|| {
+        let mut tone = [0u8; FRAME_BYTES];
+        for (i, b) in tone.iter_mut().enumerate() {
+            let phase = 2.0 * std::f64::consts::PI * 400.0 * i as f64 / 8000.0;
+            *b = crate::audio::mulaw::encode((5000.0 * phase.sin()) as i16);
+        }
+        tone
+    })
+}
+
 /// Bytes of one 20 ms mu-law frame.
 pub const FRAME_BYTES: usize = 160;
 /// mu-law at 8 kHz: bytes per millisecond.
@@ -63,7 +78,9 @@ pub enum FrameKind {
     Echo = 0,
     /// The callee is talking.
     Speech = 1,
-    /// The last frame of a turn: the model answers now.
+    /// The frame that ends a turn: the last of the silence after the
+    /// callee's speech that the model waits for ([`TURN_WINDOW_FRAMES`]);
+    /// the model answers now.
     TurnEnd = 2,
     /// Silence between turns.
     Silence = 3,
@@ -85,23 +102,48 @@ pub struct FrameHeader {
 }
 
 impl FrameHeader {
-    /// Bytes the header takes.
-    pub const LEN: usize = 21;
+    /// Bytes of the header's fields.
+    const FIELDS: usize = 21;
+    /// Bytes the header takes in the audio: each field byte is written as
+    /// two bytes of near-silence, one per nibble (mu-law `0xF0..=0xFF`,
+    /// ±120 at most in 16-bit linear), so the header does not make a frame
+    /// loud: the bridge may look at the frame's level (`call::joining`).
+    pub const LEN: usize = 2 * Self::FIELDS;
 
-    /// Write it at the start of `frame` (the rest is mu-law silence).
+    /// Write it at the start of `frame`. The rest is a tone if the callee
+    /// is talking in this frame (speech, and every echo-mode frame: full
+    /// duplex), mu-law silence otherwise.
     pub fn write(&self, frame: &mut [u8; FRAME_BYTES]) {
-        frame.fill(0xFF);
-        frame[0..4].copy_from_slice(&self.frame_id.to_le_bytes());
-        frame[4..8].copy_from_slice(&self.call.to_le_bytes());
-        frame[8..16].copy_from_slice(&self.sent_us.to_le_bytes());
-        frame[16] = self.kind as u8;
-        frame[17..21].copy_from_slice(&self.turn.to_le_bytes());
+        if matches!(self.kind, FrameKind::Speech | FrameKind::Echo) {
+            frame.copy_from_slice(speech_tone());
+        } else {
+            frame.fill(0xFF);
+        }
+        let mut fields = [0u8; Self::FIELDS];
+        fields[0..4].copy_from_slice(&self.frame_id.to_le_bytes());
+        fields[4..8].copy_from_slice(&self.call.to_le_bytes());
+        fields[8..16].copy_from_slice(&self.sent_us.to_le_bytes());
+        fields[16] = self.kind as u8;
+        fields[17..21].copy_from_slice(&self.turn.to_le_bytes());
+        for (i, b) in fields.iter().enumerate() {
+            frame[2 * i] = 0xF0 | (b >> 4);
+            frame[2 * i + 1] = 0xF0 | (b & 0x0F);
+        }
     }
 
-    /// Read it from the start of a frame (`None`: too short or unknown kind).
-    pub fn read(frame: &[u8]) -> Option<FrameHeader> {
-        if frame.len() < Self::LEN {
+    /// Read it from the start of a frame (`None`: too short, not a header,
+    /// or an unknown kind).
+    pub fn read(audio: &[u8]) -> Option<FrameHeader> {
+        if audio.len() < Self::LEN {
             return None;
+        }
+        let mut frame = [0u8; Self::FIELDS];
+        for (i, b) in frame.iter_mut().enumerate() {
+            let (hi, lo) = (audio[2 * i], audio[2 * i + 1]);
+            if hi < 0xF0 || lo < 0xF0 {
+                return None;
+            }
+            *b = (hi << 4) | (lo & 0x0F);
         }
         let u32_at =
             |i: usize| u32::from_le_bytes([frame[i], frame[i + 1], frame[i + 2], frame[i + 3]]);
@@ -179,6 +221,11 @@ pub const REPLY_SPEEDUP: u32 = 5;
 
 /// Silence the callee leaves after the agent's reply has played.
 pub const CALLEE_PAUSE: Duration = Duration::from_millis(400);
+
+/// Frames of silence after the callee's speech before the model answers:
+/// its `server_vad` silence window (the session the server configures).
+/// The last of them is the [`FrameKind::TurnEnd`] frame.
+pub const TURN_WINDOW_FRAMES: u64 = crate::realtime::client::SILENCE_DURATION_MS / 20;
 
 /// How long the callee talks in `turn` of call `call` (1.2 to 2.8 s).
 pub fn callee_turn_ms(call: u32, turn: u32) -> u64 {
@@ -280,7 +327,19 @@ mod tests {
         h.write(&mut frame);
         assert_eq!(FrameHeader::read(&frame), Some(h));
         assert_eq!(frame[FRAME_BYTES - 1], 0xFF);
-        frame[16] = 9;
+        // The header leaves a quiet frame quiet; speech is loud.
+        let level = crate::audio::mulaw::rms;
+        assert!(level(&frame) < crate::call::joining::LOUD_RMS / 2.0);
+        let speech = FrameHeader {
+            kind: FrameKind::Speech,
+            ..h
+        };
+        speech.write(&mut frame);
+        assert_eq!(FrameHeader::read(&frame), Some(speech));
+        assert!(level(&frame) > 8.0 * crate::call::joining::LOUD_RMS);
+        frame[2 * 16 + 1] = 0xF9; // kind 9
+        assert_eq!(FrameHeader::read(&frame), None);
+        frame[0] = 0x12; // not a header byte
         assert_eq!(FrameHeader::read(&frame), None);
 
         let d = DeltaHeader {

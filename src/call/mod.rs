@@ -1,14 +1,17 @@
 //! One live call: the call core that decides everything (`state.rs`, no I/O,
-//! no clock), the session that drives it between a Twilio Media Stream and a
+//! no clock), which of the callee's frames may wait to be joined into one
+//! append (`joining.rs`), the session that drives it between a Twilio Media Stream and a
 //! Realtime connection, playback tracking for barge-in, and the
 //! answering-machine verdict, and the registry that hands a call's next
 //! stream (after a key press through Twilio) to the session holding it.
 
+pub mod joining;
 pub mod playback;
 pub mod rejoin;
 pub mod session;
 pub mod state;
 pub mod voicemail;
+pub mod wakes;
 
 use std::sync::Arc;
 

@@ -15,8 +15,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
+use axum::extract::ws::WebSocket;
 use tokio::sync::oneshot;
 
 use crate::twilio::stream as ts;
@@ -26,10 +25,8 @@ use crate::twilio::stream as ts;
 pub struct NewStream {
     /// Its `start` (new `streamSid`, the continuation parameters).
     pub start: ts::Start,
-    /// Its sending half.
-    pub tx: SplitSink<WebSocket, Message>,
-    /// Its receiving half.
-    pub rx: SplitStream<WebSocket>,
+    /// Its socket, whole: the session reads and writes it from one task.
+    pub socket: WebSocket,
 }
 
 #[derive(Debug)]

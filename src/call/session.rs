@@ -22,18 +22,21 @@
 //! instance that waited sees the claim in the store and yields.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use chrono::Utc;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::{debug, info, warn, Instrument};
 
 use super::rejoin::{Expected, NewStream};
 use super::state::{Action, CallSetup, CallState, Input, KeyPress, Phase, Resume, Write};
+use super::wakes::Wakes;
 use super::{voicemail, CallContext};
 use crate::agent::{prompts, tools, Brief};
 use crate::audio::recording::{self, Recorder};
@@ -48,11 +51,6 @@ use crate::twilio::rest::{TwilioError, UpdateFailure};
 use crate::twilio::stream::{self as ts, StreamEvent};
 use crate::twilio::twiml;
 
-type TwilioSink = SplitSink<WebSocket, Message>;
-type TwilioStream = SplitStream<WebSocket>;
-type ModelSink = SplitSink<RealtimeConnection, WsMessage>;
-type ModelStream = SplitStream<RealtimeConnection>;
-
 /// How long Twilio has to send `start` after the upgrade.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// While waiting for the call's next stream, how often the store is asked
@@ -61,27 +59,25 @@ const MOVED_POLL: Duration = Duration::from_millis(250);
 
 /// Handle a Media Stream WebSocket from upgrade to close.
 pub async fn run(ctx: CallContext, socket: WebSocket) {
-    let (twilio_tx, mut twilio_rx) = socket.split();
+    let mut twilio = socket;
     let mut bad_frames = 0u64;
-    let start = match tokio::time::timeout(
-        START_TIMEOUT,
-        wait_for_start(&mut twilio_rx, &mut bad_frames),
-    )
-    .await
-    {
-        Ok(Some(start)) => start,
-        Ok(None) => {
-            warn!(bad_frames, "media stream closed before `start`");
-            return;
-        }
-        Err(_) => {
-            warn!(
-                bad_frames,
-                "no `start` within {START_TIMEOUT:?}; closing the media stream"
-            );
-            return;
-        }
-    };
+    let start =
+        match tokio::time::timeout(START_TIMEOUT, wait_for_start(&mut twilio, &mut bad_frames))
+            .await
+        {
+            Ok(Some(start)) => start,
+            Ok(None) => {
+                warn!(bad_frames, "media stream closed before `start`");
+                return;
+            }
+            Err(_) => {
+                warn!(
+                    bad_frames,
+                    "no `start` within {START_TIMEOUT:?}; closing the media stream"
+                );
+                return;
+            }
+        };
     let span = tracing::info_span!("call", call_sid = %start.call_sid);
     let continuation = match StreamContinuation::from_parameters(&start.custom_parameters) {
         Ok(c) => c,
@@ -89,17 +85,17 @@ pub async fn run(ctx: CallContext, socket: WebSocket) {
             span.in_scope(
                 || warn!(error = %e, "a stream that cannot be placed in its call; closing it"),
             );
-            close_twilio(twilio_tx).await;
+            close_twilio(twilio).await;
             return;
         }
     };
     let Some(continuation) = continuation else {
-        run_call(ctx, start, twilio_tx, twilio_rx, bad_frames)
+        run_call(ctx, start, twilio, bad_frames)
             .instrument(span)
             .await;
         return;
     };
-    rejoin(ctx, start, continuation, twilio_tx, twilio_rx, bad_frames)
+    rejoin(ctx, start, continuation, twilio, bad_frames)
         .instrument(span)
         .await;
 }
@@ -111,8 +107,7 @@ async fn rejoin(
     ctx: CallContext,
     start: ts::Start,
     continuation: StreamContinuation,
-    twilio_tx: TwilioSink,
-    twilio_rx: TwilioStream,
+    twilio: WebSocket,
     bad_frames: u64,
 ) {
     let call_sid = start.call_sid.clone();
@@ -129,13 +124,12 @@ async fn rejoin(
     if !token_ok {
         // Not the call's stream: refused, and the call is left alone.
         warn!("continuation stream refused: unknown call, or a missing or wrong call token");
-        close_twilio(twilio_tx).await;
+        close_twilio(twilio).await;
         return;
     }
     let stream = Box::new(NewStream {
         start,
-        tx: twilio_tx,
-        rx: twilio_rx,
+        socket: twilio,
     });
     match ctx
         .rejoins
@@ -149,7 +143,7 @@ async fn rejoin(
     }
 }
 
-async fn wait_for_start(rx: &mut TwilioStream, bad_frames: &mut u64) -> Option<ts::Start> {
+async fn wait_for_start(rx: &mut WebSocket, bad_frames: &mut u64) -> Option<ts::Start> {
     while let Some(msg) = rx.next().await {
         let Ok(Message::Text(text)) = msg else {
             match msg {
@@ -189,12 +183,12 @@ async fn run_resumed(
                 stream_number = continuation.stream_number,
                 "a stale or repeated stream of the call; closing it"
             );
-            close_twilio(stream.tx).await;
+            close_twilio(stream.socket).await;
             return;
         }
         Err(e) => {
             warn!(error = %e, "cannot claim the call's new stream; closing it");
-            close_twilio(stream.tx).await;
+            close_twilio(stream.socket).await;
             return;
         }
     }
@@ -213,24 +207,10 @@ async fn run_resumed(
         call_clock_ms: continuation.call_clock_at(Utc::now()),
         history,
     };
-    run_session(
-        ctx,
-        stream.start,
-        stream.tx,
-        stream.rx,
-        bad_frames,
-        Some(resume),
-    )
-    .await;
+    run_session(ctx, stream.start, stream.socket, bad_frames, Some(resume)).await;
 }
 
-async fn run_call(
-    ctx: CallContext,
-    start: ts::Start,
-    twilio_tx: TwilioSink,
-    twilio_rx: TwilioStream,
-    bad_frames: u64,
-) {
+async fn run_call(ctx: CallContext, start: ts::Start, twilio: WebSocket, bad_frames: u64) {
     let call_sid = start.call_sid.clone();
     info!(
         stream_sid = %start.stream_sid,
@@ -256,25 +236,25 @@ async fn run_call(
                     )
                     .await;
                 // Closing our side ends <Connect>; the call then ends.
-                close_twilio(twilio_tx).await;
+                close_twilio(twilio).await;
                 return;
             }
         }
         Ok(None) => {
             warn!("media stream refused: no call with this CallSid was placed here");
-            close_twilio(twilio_tx).await;
+            close_twilio(twilio).await;
             return;
         }
         Err(e) => {
             warn!(error = %e, "cannot check the call token; refusing the stream");
-            close_twilio(twilio_tx).await;
+            close_twilio(twilio).await;
             return;
         }
     }
     if let Err(e) = ctx.store.stream_started(&call_sid).await {
         warn!(error = %e, "cannot record the stream start");
     }
-    run_session(ctx, start, twilio_tx, twilio_rx, bad_frames, None).await;
+    run_session(ctx, start, twilio, bad_frames, None).await;
 }
 
 /// The call from its (checked) stream on: the reservation from the
@@ -283,8 +263,7 @@ async fn run_call(
 async fn run_session(
     ctx: CallContext,
     start: ts::Start,
-    twilio_tx: TwilioSink,
-    twilio_rx: TwilioStream,
+    twilio: WebSocket,
     bad_frames: u64,
     resume: Option<Resume>,
 ) {
@@ -342,7 +321,6 @@ async fn run_session(
             return;
         }
     };
-    let (model_tx, model_rx) = model.split();
     let (recorder, recording) = match recording::recording_path(&ctx.settings.data_dir, &call_sid) {
         // A call taken over from another instance is not recorded here: its
         // recording is that instance's file.
@@ -382,15 +360,16 @@ async fn run_session(
         brief,
         language,
         stream_params: start.custom_parameters,
-        twilio_tx,
-        twilio_rx: Some(twilio_rx),
-        model_tx,
-        model_rx: Some(model_rx),
+        twilio,
+        twilio_open: true,
+        model,
+        model_open: true,
         writes,
         recorder,
         keys_update: None,
         rejoin: None,
         lease,
+        wakes: Wakes::new(source::COUNT),
     };
     let ignored = bad_frames + driver.run(call, first).await;
     if ignored > 0 {
@@ -408,8 +387,8 @@ async fn run_session(
     info!("call session ended");
 }
 
-async fn close_twilio(mut tx: TwilioSink) {
-    let _ = tx.send(Message::Close(None)).await;
+async fn close_twilio(mut socket: WebSocket) {
+    let _ = socket.send(Message::Close(None)).await;
 }
 
 /// The store's writer takes the core's writes as they are.
@@ -487,23 +466,6 @@ async fn apologise_and_hang_up(ctx: &CallContext, call_sid: &str, text: &str, la
     }
 }
 
-/// The next message of a socket still open (`None` once it ended: then
-/// this never resolves, so `select!` stops polling a finished stream).
-async fn next_of<S: Stream + Unpin>(stream: &mut Option<S>) -> Option<S::Item> {
-    match stream {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Who answered, once the store says (`None` if the watcher gave up).
-async fn verdict(amd: &mut Option<oneshot::Receiver<AnsweredBy>>) -> Option<AnsweredBy> {
-    match amd {
-        Some(rx) => rx.await.ok(),
-        None => std::future::pending().await,
-    }
-}
-
 /// What woke the loop.
 enum Wake {
     Twilio(Option<Result<Message, axum::Error>>),
@@ -529,12 +491,15 @@ struct Driver {
     /// The call's language: the transcription hint of a new session, the
     /// language and voice of the apology `<Say>`.
     language: Language,
-    twilio_tx: TwilioSink,
-    /// `None` once Twilio's side ended.
-    twilio_rx: Option<TwilioStream>,
-    model_tx: ModelSink,
-    /// `None` once the model's side ended (until a reconnect).
-    model_rx: Option<ModelStream>,
+    /// The Media Stream, whole: read and written by this one task, so a
+    /// frame costs no lock between split halves and no other task's wake-up.
+    twilio: WebSocket,
+    /// False once Twilio's side ended.
+    twilio_open: bool,
+    /// The model session's socket, whole, like `twilio`.
+    model: RealtimeConnection,
+    /// False once the model's side ended (until a reconnect).
+    model_open: bool,
     /// Who answered (async AMD), read from the call store.
     amd: Option<oneshot::Receiver<AnsweredBy>>,
     writes: mpsc::UnboundedSender<Write>,
@@ -548,35 +513,36 @@ struct Driver {
     rejoin: Option<Expected>,
     /// The call's lease, renewed in the background until the driver ends.
     lease: LeaseGuard,
+    /// Which of the sources below woke the driver.
+    wakes: Wakes,
 }
 
-/// Twilio's answer to the key-press update, once it comes.
-async fn keys_answer(
-    rx: &mut Option<oneshot::Receiver<Result<(), TwilioError>>>,
-) -> Result<(), TwilioError> {
-    match rx {
-        Some(rx) => rx.await.unwrap_or_else(|_| {
-            Err(TwilioError::Transport(
-                "the key-press update was abandoned".into(),
-            ))
-        }),
-        None => std::future::pending().await,
-    }
-}
-
-/// The call's next stream, once it reaches this instance.
-async fn arrival(rejoin: &mut Option<Expected>) -> Option<Box<NewStream>> {
-    match rejoin {
-        Some(expected) => (&mut expected.arrival).await.ok(),
-        None => std::future::pending().await,
-    }
+/// The driver's sources, one flag each in [`Wakes`].
+mod source {
+    pub const TWILIO: u32 = 0;
+    pub const MODEL: u32 = 1;
+    pub const TIMER: u32 = 2;
+    pub const AMD: u32 = 3;
+    pub const LEASE: u32 = 4;
+    pub const SHUTDOWN: u32 = 5;
+    pub const KEYS: u32 = 6;
+    pub const ARRIVAL: u32 = 7;
+    pub const MOVED: u32 = 8;
+    /// How many.
+    pub const COUNT: u32 = 9;
 }
 
 impl Driver {
     /// Run the call until the core closes it; returns the Twilio frames it
     /// ignored.
     async fn run(mut self, mut call: CallState, first: Vec<Action>) -> u64 {
+        // Kept across the loop's turns: a future made anew on each turn
+        // would register (and drop) a waiter on every wake-up.
         let shutdown = self.ctx.shutdown.clone();
+        let shutdown_signal = shutdown.cancelled();
+        tokio::pin!(shutdown_signal);
+        let lease_signal = self.lease.when_lost();
+        tokio::pin!(lease_signal);
         let mut moved_poll = tokio::time::interval(MOVED_POLL);
         moved_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown_told = false;
@@ -590,25 +556,91 @@ impl Driver {
         let mut doing: Vec<Action> = Vec::with_capacity(16);
         out.extend(first);
         self.carry_out(&mut call, &mut out, &mut doing).await;
+        // Which socket is polled first, alternating so neither waits behind
+        // the other's backlog.
+        let mut twilio_first = false;
         while call.phase() != Phase::Closed {
             let deadline = call.poll_timeout();
             if deadline != armed {
                 if let Some(at) = deadline {
                     sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+                    self.wakes.due(source::TIMER);
                 }
                 armed = deadline;
             }
-            let wake = tokio::select! {
-                m = next_of(&mut self.twilio_rx) => Wake::Twilio(m),
-                m = next_of(&mut self.model_rx) => Wake::Model(m),
-                who = verdict(&mut self.amd) => Wake::AnsweredBy(who),
-                () = self.lease.lost(), if !lease_lost => Wake::LeaseLost,
-                () = shutdown.cancelled(), if !shutdown_told => Wake::Shutdown,
-                () = &mut sleep, if armed.is_some() => Wake::Timeout,
-                r = keys_answer(&mut self.keys_update) => Wake::KeysUpdate(r),
-                s = arrival(&mut self.rejoin) => Wake::Rejoined(s),
-                _ = moved_poll.tick(), if self.rejoin.is_some() => Wake::CheckMoved,
-            };
+            twilio_first = !twilio_first;
+            // Only the sources that woke the task (or just gave something)
+            // are polled: `wakes.rs`.
+            let wake = std::future::poll_fn(|cx| {
+                self.wakes.begin(cx);
+                let sockets = if twilio_first {
+                    [source::TWILIO, source::MODEL]
+                } else {
+                    [source::MODEL, source::TWILIO]
+                };
+                for socket in sockets {
+                    if socket == source::TWILIO && self.twilio_open {
+                        let polled = self
+                            .wakes
+                            .poll(socket, |cx| self.twilio.poll_next_unpin(cx));
+                        if let Poll::Ready(m) = polled {
+                            return Poll::Ready(Wake::Twilio(m));
+                        }
+                    } else if socket == source::MODEL && self.model_open {
+                        let polled = self.wakes.poll(socket, |cx| self.model.poll_next_unpin(cx));
+                        if let Poll::Ready(m) = polled {
+                            return Poll::Ready(Wake::Model(m));
+                        }
+                    }
+                }
+                let w = &mut self.wakes;
+                if armed.is_some()
+                    && w.poll(source::TIMER, |cx| sleep.as_mut().poll(cx))
+                        .is_ready()
+                {
+                    return Poll::Ready(Wake::Timeout);
+                }
+                if let Some(rx) = &mut self.amd {
+                    if let Poll::Ready(who) = w.poll(source::AMD, |cx| Pin::new(rx).poll(cx)) {
+                        return Poll::Ready(Wake::AnsweredBy(who.ok()));
+                    }
+                }
+                if !lease_lost
+                    && w.poll(source::LEASE, |cx| lease_signal.as_mut().poll(cx))
+                        .is_ready()
+                {
+                    return Poll::Ready(Wake::LeaseLost);
+                }
+                if !shutdown_told
+                    && w.poll(source::SHUTDOWN, |cx| shutdown_signal.as_mut().poll(cx))
+                        .is_ready()
+                {
+                    return Poll::Ready(Wake::Shutdown);
+                }
+                if let Some(rx) = &mut self.keys_update {
+                    if let Poll::Ready(answer) = w.poll(source::KEYS, |cx| Pin::new(rx).poll(cx)) {
+                        return Poll::Ready(Wake::KeysUpdate(answer.unwrap_or_else(|_| {
+                            Err(TwilioError::Transport(
+                                "the key-press update was abandoned".into(),
+                            ))
+                        })));
+                    }
+                }
+                if let Some(expected) = &mut self.rejoin {
+                    let arrival = &mut expected.arrival;
+                    if let Poll::Ready(s) = w.poll(source::ARRIVAL, |cx| Pin::new(arrival).poll(cx))
+                    {
+                        return Poll::Ready(Wake::Rejoined(s.ok()));
+                    }
+                    if w.poll(source::MOVED, |cx| moved_poll.poll_tick(cx))
+                        .is_ready()
+                    {
+                        return Poll::Ready(Wake::CheckMoved);
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
             let now = Instant::now();
             match wake {
                 Wake::Twilio(m) => self.on_twilio(m, &mut call, now, &mut out),
@@ -645,9 +677,10 @@ impl Driver {
                 }
                 Wake::Rejoined(Some(stream)) => {
                     self.rejoin = None;
-                    let old = std::mem::replace(&mut self.twilio_tx, stream.tx);
+                    let old = std::mem::replace(&mut self.twilio, stream.socket);
                     close_twilio(old).await;
-                    self.twilio_rx = Some(stream.rx);
+                    self.twilio_open = true;
+                    self.wakes.due(source::TWILIO);
                     self.stream_params = stream.start.custom_parameters;
                     self.claim_stream(call.stream_number().saturating_add(1));
                     call.handle(
@@ -693,13 +726,13 @@ impl Driver {
         match msg {
             Some(Ok(Message::Text(text))) => call.handle(Input::Twilio(text.as_str()), now, out),
             Some(Ok(Message::Close(_))) | None => {
-                self.twilio_rx = None;
+                self.twilio_open = false;
                 call.handle(Input::TwilioClosed, now, out);
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 debug!(error = %e, "twilio socket error");
-                self.twilio_rx = None;
+                self.twilio_open = false;
                 call.handle(Input::TwilioClosed, now, out);
             }
         }
@@ -716,17 +749,17 @@ impl Driver {
         match msg {
             Some(Ok(WsMessage::Text(text))) => call.handle(Input::Model(text.as_str()), now, out),
             Some(Ok(WsMessage::Close(frame))) => {
-                self.model_rx = None;
+                self.model_open = false;
                 let why = format!("the model closed the session ({frame:?})");
                 call.handle(Input::ModelLost(why), now, out);
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
-                self.model_rx = None;
+                self.model_open = false;
                 call.handle(Input::ModelLost(e.to_string()), now, out);
             }
             None => {
-                self.model_rx = None;
+                self.model_open = false;
                 let why = "the model connection ended".to_string();
                 call.handle(Input::ModelLost(why), now, out);
             }
@@ -750,13 +783,13 @@ impl Driver {
                     Action::Twilio(text) => {
                         to_twilio = true;
                         let frame = Message::Text(Utf8Bytes::from(text));
-                        if let Err(e) = self.twilio_tx.feed(frame).await {
+                        if let Err(e) = self.twilio.feed(frame).await {
                             debug!(error = %e, "send to twilio failed");
                         }
                     }
                     Action::Model(text) => {
                         to_model = true;
-                        if let Err(e) = self.model_tx.feed(WsMessage::text(text)).await {
+                        if let Err(e) = self.model.feed(WsMessage::text(text)).await {
                             debug!(error = %e, "send to model failed");
                         }
                     }
@@ -783,19 +816,19 @@ impl Driver {
                         }
                     }
                     Action::Close => {
-                        let _ = self.model_tx.send(WsMessage::Close(None)).await;
-                        let _ = self.twilio_tx.send(Message::Close(None)).await;
+                        let _ = self.model.send(WsMessage::Close(None)).await;
+                        let _ = self.twilio.send(Message::Close(None)).await;
                         return;
                     }
                 }
             }
             if to_twilio {
-                if let Err(e) = self.twilio_tx.flush().await {
+                if let Err(e) = self.twilio.flush().await {
                     debug!(error = %e, "forwarding to twilio failed");
                 }
             }
             if to_model {
-                if let Err(e) = self.model_tx.flush().await {
+                if let Err(e) = self.model.flush().await {
                     debug!(error = %e, "forwarding to the model failed");
                 }
             }
@@ -842,6 +875,9 @@ impl Driver {
         self.rejoin = Some(self.ctx.rejoins.expect(&self.call_sid, keys.stream_number));
         let (answer_tx, answer_rx) = oneshot::channel();
         self.keys_update = Some(answer_rx);
+        for new in [source::KEYS, source::ARRIVAL, source::MOVED] {
+            self.wakes.due(new);
+        }
         let ctx = self.ctx.clone();
         let call_sid = self.call_sid.clone();
         info!(digits = %keys.digits, stream_number = keys.stream_number, "updating the call to press keys");
@@ -874,9 +910,9 @@ impl Driver {
     async fn reconnect(&mut self) -> Input<'static> {
         match open_model(&self.ctx, &self.brief, self.language).await {
             Ok(ws) => {
-                let (tx, rx) = ws.split();
-                self.model_tx = tx;
-                self.model_rx = Some(rx);
+                self.model = ws;
+                self.model_open = true;
+                self.wakes.due(source::MODEL);
                 Input::ModelReconnected
             }
             Err(e) => {

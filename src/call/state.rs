@@ -16,9 +16,9 @@
 //! through, whether its line was written) is one `AgentItem` in one map.
 //!
 //! Hot path: a Twilio `media` frame becomes one `input_audio_buffer.append`
-//! (or, with `RESERVOICE_APPEND_MS` above 20, frames are joined into one
-//! append per that many ms: the only place audio is decoded, because base64
-//! with padding cannot be concatenated), and a model audio delta a Twilio
+//! (or, with `RESERVOICE_APPEND_MS` above 20, frames the model decides
+//! nothing from are joined into one append of up to that many ms:
+//! `joining.rs`), and a model audio delta a Twilio
 //! `media` plus a `mark` (or a mark per `RESERVOICE_MARK_MS` of audio and at
 //! the end of each item). Frames are parsed borrowed (`twilio::stream`,
 //! `realtime::events`), and each outgoing message is one `String`, moved into
@@ -31,6 +31,7 @@ use base64::Engine;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
+use super::joining::{Joiner, NotBase64};
 use super::playback::{Echo, Playback};
 use super::voicemail::MESSAGE_TIMEOUT;
 use crate::agent::tools::ToolCall;
@@ -72,8 +73,6 @@ pub const KEYS_WAIT_GRACE: Duration = Duration::from_secs(2);
 const LEAD_PAUSE_MS: u64 = 500;
 /// Milliseconds of audio in one Twilio `media` frame.
 const TWILIO_FRAME_MS: u64 = 20;
-/// mu-law at 8 kHz.
-const BYTES_PER_MS: u64 = super::playback::BYTES_PER_MS;
 
 /// What the core is told about one call when it starts.
 #[derive(Debug, Clone)]
@@ -389,14 +388,16 @@ pub struct CallState {
     key_press: Option<PendingKeys>,
     /// Twilio refused a key-press update: later keys play in-band.
     keys_inband: bool,
-    /// The callee's audio not yet appended (with `append_ms` above 20).
-    inbound: Vec<u8>,
+    /// With `append_ms` above 20: the callee's frames held to be joined.
+    inbound: Option<Joiner>,
 }
 
 impl CallState {
     /// A call whose stream started (and whose model session opened) at `now`.
     pub fn new(setup: CallSetup, now: Instant) -> CallState {
         let timings = &setup.timings;
+        let inbound = (timings.append_ms > TWILIO_FRAME_MS)
+            .then(|| Joiner::new(timings.append_ms, timings.append_join));
         CallState {
             phase: Phase::Greeting {
                 until: now + timings.greeting_wait,
@@ -422,7 +423,7 @@ impl CallState {
             stream_open: true,
             key_press: None,
             keys_inband: false,
-            inbound: Vec::new(),
+            inbound,
         }
     }
 
@@ -684,34 +685,25 @@ impl CallState {
                 if let Some(ts) = timestamp {
                     self.clock_ms = self.clock_ms.max(ts);
                 }
-                if !rt::is_base64_text(&media.payload) {
-                    self.count_bad_frame();
-                    return;
-                }
-                if self.setup.timings.append_ms <= TWILIO_FRAME_MS {
-                    // Twilio's frame as is: no decoding.
-                    let mut append = String::with_capacity(media.payload.len() + 56);
-                    rt::input_audio_append(&media.payload, &mut append);
-                    out.push(Action::Model(append));
-                } else {
-                    // Joined frames: base64 text cannot be concatenated
-                    // (each 160-byte frame ends in padding), so the bytes are.
-                    let before = self.inbound.len();
-                    let b64 = base64::engine::general_purpose::STANDARD;
-                    if b64
-                        .decode_vec(media.payload.as_bytes(), &mut self.inbound)
-                        .is_err()
-                    {
-                        self.inbound.truncate(before);
+                match &mut self.inbound {
+                    // Twilio's frame as is: checked, not decoded.
+                    None if rt::is_base64_text(&media.payload) => {
+                        let mut append = String::with_capacity(media.payload.len() + 56);
+                        rt::input_audio_append(&media.payload, &mut append);
+                        out.push(Action::Model(append));
+                    }
+                    // Joined frames (the joiner decodes, and so checks, them).
+                    Some(joiner) => match joiner.push(&media.payload) {
+                        Ok(Some(append)) => out.push(Action::Model(append)),
+                        Ok(None) => {}
+                        Err(NotBase64) => {
+                            self.count_bad_frame();
+                            return;
+                        }
+                    },
+                    None => {
                         self.count_bad_frame();
                         return;
-                    }
-                    let due = self.setup.timings.append_ms * BYTES_PER_MS;
-                    if self.inbound.len() as u64 >= due {
-                        let mut append = String::with_capacity(self.inbound.len() * 4 / 3 + 60);
-                        rt::input_audio_append_bytes(&self.inbound, &mut append);
-                        self.inbound.clear();
-                        out.push(Action::Model(append));
                     }
                 }
                 if let (true, Some(ts)) = (self.setup.record, timestamp) {

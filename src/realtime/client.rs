@@ -91,6 +91,13 @@ pub async fn connect(settings: &RealtimeSettings) -> Result<RealtimeConnection, 
     }
 }
 
+/// The model's `server_vad` silence window: this much silence after speech
+/// ends the callee's turn. The bridge sends audio around it frame by frame
+/// (`call::joining`).
+pub const SILENCE_DURATION_MS: u64 = 600;
+/// The audio `server_vad` keeps from before a detected speech start.
+pub const PREFIX_PADDING_MS: u64 = 300;
+
 /// The `session.update` that sets a call up for telephony: mu-law both ways
 /// (Twilio's bytes pass through untouched), server VAD that interrupts the
 /// agent when the callee talks, transcripts of the callee (with the call's
@@ -120,8 +127,8 @@ pub fn session_update(
                     "turn_detection": {
                         "type": "server_vad",
                         "threshold": 0.5,
-                        "prefix_padding_ms": 300,
-                        "silence_duration_ms": 600,
+                        "prefix_padding_ms": PREFIX_PADDING_MS,
+                        "silence_duration_ms": SILENCE_DURATION_MS,
                         "create_response": true,
                         "interrupt_response": true
                     }

@@ -113,6 +113,8 @@ pub struct RigOptions {
     pub public_url: Option<String>,
     /// `RESERVOICE_APPEND_MS`: the callee's audio per message to the model.
     pub append_ms: u64,
+    /// `RESERVOICE_APPEND_JOIN`: which of the callee's frames may wait.
+    pub append_join: crate::config::AppendJoin,
     /// `RESERVOICE_MARK_MS`: agent audio between two Twilio marks.
     pub mark_ms: u64,
 }
@@ -143,6 +145,7 @@ impl Default for RigOptions {
             language: None,
             public_url: None,
             append_ms: crate::config::DEFAULT_APPEND_MS,
+            append_join: crate::config::AppendJoin::default(),
             mark_ms: crate::config::DEFAULT_MARK_MS,
         }
     }
@@ -313,6 +316,7 @@ impl Rig {
             record: options.record,
             dtmf: options.dtmf,
             append_ms: options.append_ms,
+            append_join: options.append_join,
             mark_ms: options.mark_ms,
             lease_secs: crate::config::DEFAULT_LEASE_SECS,
         };

@@ -17,7 +17,9 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::SqlitePoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqliteSynchronous,
+};
 use sqlx::Connection;
 
 use super::{StoreError, StoreOptions};
@@ -108,6 +110,12 @@ async fn open_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
         .map_err(super::db("reading DATABASE_URL"))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
+        // With WAL, NORMAL syncs at checkpoints instead of at every commit:
+        // the file stays consistent, and a power cut (not a crash of the
+        // server) may lose the last commits. Every transcript line and lease
+        // renewal is a commit; an fsync each cost about 2 % of the server's
+        // CPU at 500 calls (docs/PERFORMANCE.md).
+        .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
     let pool = SqlitePoolOptions::new()

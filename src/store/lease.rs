@@ -103,6 +103,18 @@ impl LeaseGuard {
             std::future::pending::<()>().await;
         }
     }
+
+    /// [`LeaseGuard::lost`] as a future that owns what it watches, so a
+    /// driver can keep one alive across all the turns of its loop instead of
+    /// registering a new waiter on every wake-up.
+    pub fn when_lost(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut lost = self.lost.clone();
+        async move {
+            if lost.wait_for(|lost| *lost).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }
 
 impl Drop for LeaseGuard {

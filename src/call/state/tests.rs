@@ -1289,6 +1289,7 @@ fn tuned(append_ms: u64, mark_ms: u64) -> CallSetup {
     CallSetup {
         timings: CallTimings {
             append_ms,
+            append_join: crate::config::AppendJoin::Always,
             mark_ms,
             ..CallTimings::default()
         },
@@ -1325,6 +1326,35 @@ fn frames_are_joined_into_one_append_per_append_ms() {
     call.handle(Input::Twilio(&bad), t0, &mut out);
     assert!(out.is_empty());
     assert_eq!(call.bad_frames(), 1);
+}
+
+#[test]
+fn safe_joining_sends_the_turn_window_frame_by_frame_then_joins() {
+    let mut out = Vec::new();
+    let t0 = Instant::now();
+    let setup = CallSetup {
+        timings: CallTimings {
+            append_ms: 100,
+            append_join: crate::config::AppendJoin::Safe,
+            ..CallTimings::default()
+        },
+        ..setup()
+    };
+    let mut call = CallState::new(setup, t0);
+    let mut per_frame = Vec::new();
+    for n in 0..50u64 {
+        let f = frame(&In::Media(n * 20)).unwrap();
+        call.handle(Input::Twilio(&f), t0, &mut out);
+        per_frame.push(
+            out.drain(..)
+                .filter(|a| matches!(a, Action::Model(_)))
+                .count(),
+        );
+    }
+    // Silence: the model's turn window (800 ms, 40 frames) frame by frame,
+    // then one append per five frames.
+    assert_eq!(&per_frame[..40], &[1; 40]);
+    assert_eq!(&per_frame[40..], &[0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
 }
 
 #[test]
