@@ -148,11 +148,11 @@ pub struct CallTimings {
     pub max_call: Duration,
     /// Longest stretch with nobody speaking; past it the call is ended politely.
     pub max_silence: Duration,
-    /// Milliseconds of the callee's audio per `input_audio_buffer.append`
-    /// (`RESERVOICE_APPEND_MS`, 20..=100). Twilio sends 20 ms frames; above
-    /// 20 they are joined, so fewer messages reach the model, and the model
-    /// hears each frame up to this minus 20 ms later (its turn detection
-    /// with it). docs/PERFORMANCE.md has the figures behind the default.
+    /// Most milliseconds of the callee's audio per
+    /// `input_audio_buffer.append` (`RESERVOICE_APPEND_MS`, 20..=100).
+    /// Twilio sends 20 ms frames; above 20, frames are joined where
+    /// [`CallTimings::append_join`] allows, so fewer messages reach the
+    /// model. docs/PERFORMANCE.md has the figures behind the default.
     pub append_ms: u64,
     /// Which frames may wait to be joined (`RESERVOICE_APPEND_JOIN`), when
     /// `append_ms` is above 20.
@@ -165,10 +165,14 @@ pub struct CallTimings {
     pub mark_ms: u64,
 }
 
-/// Default of [`CallTimings::append_ms`]: Twilio's own 20 ms frames.
-pub const DEFAULT_APPEND_MS: u64 = 20;
-/// Default of [`CallTimings::mark_ms`]: a mark after every model delta.
-pub const DEFAULT_MARK_MS: u64 = 0;
+/// Default of [`CallTimings::append_ms`]: up to 100 ms per append, joined
+/// only where the model decides nothing from the audio ([`AppendJoin::Safe`]):
+/// 2.6× fewer appends in a conversation, none later where it matters.
+pub const DEFAULT_APPEND_MS: u64 = 100;
+/// Default of [`CallTimings::mark_ms`]: a mark per 200 ms of agent audio
+/// (and at the end of each item); between marks the playback position is
+/// extrapolated, as it is between per-delta marks.
+pub const DEFAULT_MARK_MS: u64 = 200;
 
 impl Default for CallTimings {
     fn default() -> Self {

@@ -37,8 +37,10 @@
 //!   decisions, no I/O, no clock), the session that drives it between Twilio
 //!   and the model (key presses through Twilio included: the call's next
 //!   stream is handed to its session by [`call::rejoin`], or carried on from
-//!   the store on another instance), and the playback bookkeeping behind
-//!   barge-in.
+//!   the store on another instance), the playback bookkeeping behind
+//!   barge-in, which of the callee's frames may be joined into one append
+//!   ([`call::joining`]) and the per-source wakers that let a wake-up poll
+//!   only what woke it ([`call::wakes`]).
 //! - [`audio`]: mu-law, keypad keys and their tones, call recordings.
 //! - [`store`]: the call store (SQLite, or PostgreSQL shared by several
 //!   instances), live call news and following, the ordered writer of a live

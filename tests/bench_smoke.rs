@@ -191,6 +191,34 @@ async fn realistic_calls_answer_every_turn() {
     assert!(report.turn_end_to_model.count > 0);
 }
 
+/// The defaults join the callee's frames where the model decides nothing
+/// from them: fewer appends than frames, and still every frame reaches the
+/// model and every turn is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realistic_calls_with_the_default_joining_lose_nothing() {
+    let report = against_the_server(
+        Traffic::Realistic,
+        8,
+        reservoice::config::DEFAULT_APPEND_MS,
+        reservoice::config::DEFAULT_MARK_MS,
+    )
+    .await;
+    every_call_bridged(&report);
+    assert!(report.turns >= 5, "{} turns", report.turns);
+    assert!(report.turns_answered + 5 >= report.turns, "{report:?}");
+    assert_eq!(report.turns_unanswered, 0);
+    // Joined: fewer appends than frames (silence past the turn window and
+    // speech past its start wait for their append).
+    assert!(
+        report.appends * 4 < report.frames_sent * 3,
+        "{} appends for {} frames",
+        report.appends,
+        report.frames_sent
+    );
+    // Every turn's end reached the model.
+    assert!(report.turn_end_to_model.count > 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_floor_answers_turns_too() {
     let floor = Floor::start(0, Traffic::Realistic).await.unwrap();

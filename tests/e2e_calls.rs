@@ -202,28 +202,23 @@ async fn barge_in_stops_playback_and_truncates_to_what_was_heard() {
 /// marks).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barge_in_stays_exact_with_joined_appends_and_sparse_marks() {
-    let rig = Rig::start(RigOptions {
-        scenario: ScenarioKind::BargeIn,
-        append_ms: 100,
-        append_join: AppendJoin::Always,
-        mark_ms: 500,
-        ..Default::default()
-    })
-    .await
-    .expect("rig starts");
-    barge_in_truncates_to_what_was_heard(rig).await;
+    barge_in_with(100, AppendJoin::Always, 500).await;
 }
 
-/// Frames joined only where the model decides nothing from them (speech
-/// past its start, silence past the turn window), with 200 ms marks: the
-/// same accuracy.
+/// Every frame its own append and a mark after every delta (the defaults
+/// join frames where the model decides nothing from them, with a mark per
+/// 200 ms, above): the same accuracy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn barge_in_stays_exact_with_safely_joined_appends() {
+async fn barge_in_stays_exact_frame_by_frame() {
+    barge_in_with(20, AppendJoin::Safe, 0).await;
+}
+
+async fn barge_in_with(append_ms: u64, append_join: AppendJoin, mark_ms: u64) {
     let rig = Rig::start(RigOptions {
         scenario: ScenarioKind::BargeIn,
-        append_ms: 100,
-        append_join: AppendJoin::Safe,
-        mark_ms: 200,
+        append_ms,
+        append_join,
+        mark_ms,
         ..Default::default()
     })
     .await

@@ -268,10 +268,17 @@ fn summary(action: &Action) -> String {
     }
 }
 
+/// The tables read frame by frame: every frame its own append and a mark
+/// after every delta (joining and sparser marks have tables of their own,
+/// `tuned`).
 fn setup() -> CallSetup {
     CallSetup {
         stream_sid: SID.into(),
-        timings: CallTimings::default(),
+        timings: CallTimings {
+            append_ms: 20,
+            mark_ms: 0,
+            ..CallTimings::default()
+        },
         voicemail: VoicemailPolicy::Leave,
         record: false,
         spoken: Phrases::new(Language::ENGLISH),
@@ -740,7 +747,7 @@ fn the_call_limit_ends_the_call_politely_and_not_after_a_hang_up() {
     let short = || CallSetup {
         timings: CallTimings {
             max_call: Duration::from_secs(120),
-            ..CallTimings::default()
+            ..setup().timings
         },
         ..setup()
     };
