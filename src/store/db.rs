@@ -190,8 +190,9 @@ async fn open_postgres(url: &str, store: &StoreOptions) -> Result<PgPool, StoreE
 pub(crate) struct Dialect {
     /// Take (or take over) the lease of call `$1` for holder `$2` for `$3` ms.
     pub lease_acquire: &'static str,
-    /// Extend the lease of call `$1` held by `$2` by `$3` ms (no row: lost).
-    pub lease_renew: &'static str,
+    /// Extend every lease held by `$1` by `$2` ms; the calls whose lease
+    /// it extended (one held here but missing: lost).
+    pub lease_renew_all: &'static str,
     /// Leases that expired, not held by `$1`.
     pub lease_expired: &'static str,
     /// Claim the expired lease of call `$1` last held by `$2` (one claimer wins).
@@ -206,10 +207,10 @@ macro_rules! dialect {
                 $now_ms,
                 " + $3) ON CONFLICT (call_id) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms"
             ),
-            lease_renew: concat!(
+            lease_renew_all: concat!(
                 "UPDATE call_leases SET expires_ms = ",
                 $now_ms,
-                " + $3 WHERE call_id = $1 AND holder = $2"
+                " + $2 WHERE holder = $1 RETURNING call_id"
             ),
             lease_expired: concat!(
                 "SELECT call_id, holder FROM call_leases WHERE expires_ms < ",

@@ -1,7 +1,8 @@
 //! No call left behind: a lease per live call.
 //!
-//! The instance holding a call's media stream holds its lease and renews it
-//! every few seconds ([`LeaseGuard`]). If that instance dies (kill -9, a lost
+//! The instance holding a call's media stream holds its lease ([`LeaseGuard`])
+//! and renews it every few seconds, with all its other leases in one
+//! statement. If that instance dies (kill -9, a lost
 //! machine), the lease expires, and the reaper of a surviving instance
 //! ([`CallStore::reap_expired`], run by `server::reaper`) claims it: exactly
 //! one claimer wins, because the claim is a conditional delete of the lease
@@ -11,6 +12,7 @@
 //!
 //! Expiry is judged by the database's clock, never an instance's own.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -137,10 +139,21 @@ pub struct ReapedCall {
     pub was_live: bool,
 }
 
+/// The leases this instance holds, renewed together: one statement per
+/// renewal period for all of them (it was one per call: 100 transactions a
+/// second at 500 calls), by one renewer task that runs while any is held.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    /// Each held call's "lost" signal.
+    pub(crate) calls: HashMap<String, watch::Sender<bool>>,
+    /// Whether the renewer task is running.
+    pub(crate) renewing: bool,
+}
+
 impl CallStore {
     /// Hold the lease of live call `id` until the guard is dropped. Returns
     /// at once; the lease is taken in the background, retried while the
-    /// database is away.
+    /// database is away, then renewed with the instance's other leases.
     pub fn hold_lease(&self, id: &str) -> LeaseGuard {
         let (release_tx, release_rx) = oneshot::channel();
         let (lost_tx, lost_rx) = watch::channel(false);
@@ -155,6 +168,14 @@ impl CallStore {
         }
     }
 
+    pub(crate) fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        // A panic while holding this lock leaves nothing half-done.
+        self.shared
+            .leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     async fn keep_lease(
         &self,
         id: &str,
@@ -162,36 +183,35 @@ impl CallStore {
         lost: watch::Sender<bool>,
     ) {
         let timings = self.shared.options.lease;
-        let mut held = false;
         let mut wait = Duration::ZERO;
-        loop {
+        let taken = loop {
             tokio::select! {
-                _ = &mut release => break,
+                _ = &mut release => break false,
                 _ = tokio::time::sleep(wait) => {}
             }
-            let result = if held {
-                self.lease_statement(id, |d| d.lease_renew).await
-            } else {
-                self.lease_statement(id, |d| d.lease_acquire).await
-            };
-            wait = match result {
-                Ok(true) => {
-                    held = true;
-                    timings.renew_every
-                }
-                Ok(false) => {
-                    warn!(
-                        call_sid = id,
-                        "another instance took this call over: its lease expired"
-                    );
-                    let _ = lost.send(true);
-                    return;
-                }
+            match self.lease_statement(id, |d| d.lease_acquire).await {
+                Ok(_) => break true,
                 Err(e) => {
-                    debug!(call_sid = id, error = %e, "cannot renew the call's lease yet");
-                    timings.retry_every
+                    debug!(call_sid = id, error = %e, "cannot take the call's lease yet");
+                    wait = timings.retry_every;
                 }
+            }
+        };
+        if taken {
+            // From here the instance's renewer keeps it, until released.
+            let start = {
+                let mut held = self.held();
+                held.calls.insert(id.to_string(), lost);
+                !std::mem::replace(&mut held.renewing, true)
             };
+            if start {
+                let store = self.clone();
+                self.shared
+                    .tasks
+                    .spawn(async move { store.renew_leases().await }.in_current_span());
+            }
+            let _ = release.await;
+            self.held().calls.remove(id);
         }
         // Released: keep trying for a while (a lease left behind expires,
         // and a reaper clears it without touching the finished call).
@@ -203,6 +223,62 @@ impl CallStore {
             }
             tokio::time::sleep(timings.retry_every).await;
         }
+    }
+
+    /// Renew every lease this instance holds, each renewal period, until it
+    /// holds none. A held call whose lease the renewal did not extend was
+    /// taken over (another instance judged this one dead): it is told.
+    async fn renew_leases(&self) {
+        let timings = self.shared.options.lease;
+        let mut wait = timings.renew_every;
+        loop {
+            tokio::time::sleep(wait).await;
+            // Judged: the calls held before the renewal began (a call taken
+            // meanwhile may not be in its answer).
+            let judged: Vec<String> = {
+                let mut held = self.held();
+                if held.calls.is_empty() {
+                    held.renewing = false;
+                    return;
+                }
+                held.calls.keys().cloned().collect()
+            };
+            wait = match self.renew_all().await {
+                Ok(renewed) => {
+                    let mut held = self.held();
+                    for id in judged.iter().filter(|id| !renewed.contains(*id)) {
+                        if let Some(lost) = held.calls.remove(id) {
+                            warn!(
+                                call_sid = %id,
+                                "another instance took this call over: its lease expired"
+                            );
+                            let _ = lost.send(true);
+                        }
+                    }
+                    timings.renew_every
+                }
+                Err(e) => {
+                    debug!(error = %e, "cannot renew this instance's leases yet");
+                    timings.retry_every
+                }
+            };
+        }
+    }
+
+    /// Extend every lease this instance holds; the calls whose lease it
+    /// extended.
+    async fn renew_all(&self) -> Result<HashSet<String>, StoreError> {
+        let sql = self.db.dialect().lease_renew_all;
+        let ttl_ms = self.shared.options.lease.ttl.as_millis() as i64;
+        let renewed: Vec<String> = with_db!(&self.db, pool => {
+            sqlx::query_scalar(sql)
+                .bind(&self.shared.instance)
+                .bind(ttl_ms)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(db("renewing this instance's leases"))?;
+        Ok(renewed.into_iter().collect())
     }
 
     /// Run a lease statement taking (call id, holder, ttl ms); whether it

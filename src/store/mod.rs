@@ -170,6 +170,8 @@ struct Shared {
     stop: CancellationToken,
     /// Background writes (lease releases) that `close` waits for.
     tasks: tokio_util::task::TaskTracker,
+    /// The leases this instance holds, renewed together (`lease.rs`).
+    leases: std::sync::Mutex<lease::Held>,
 }
 
 impl std::fmt::Debug for CallStore {
@@ -297,6 +299,7 @@ impl CallStore {
                 instance: lease::instance_name(),
                 stop,
                 tasks: tokio_util::task::TaskTracker::new(),
+                leases: std::sync::Mutex::new(lease::Held::default()),
             }),
         })
     }
@@ -1388,6 +1391,15 @@ mod tests {
         );
         let r = reaper.get("CA13").await.unwrap().unwrap();
         assert_eq!(r.status, CallStatus::Failed);
+        // The kept lease is still renewed (with all of the instance's, by one
+        // renewer), and nothing is reaped; released, the renewer stops.
+        tokio::time::sleep(holder.shared.options.lease.ttl * 3 / 2).await;
+        assert!(reaper.reap_expired().await.unwrap().is_empty());
+        drop((guard, kept));
+        tokio::time::sleep(holder.shared.options.lease.renew_every * 3).await;
+        let held = holder.held();
+        assert!(held.calls.is_empty(), "{held:?}");
+        assert!(!held.renewing, "the renewer stops once nothing is held");
     }
 
     async fn the_writer_keeps_the_order_of_what_was_said(b: &Backend) {
