@@ -503,3 +503,63 @@ async fn shutdown_drains_then_ends_live_calls_politely_keeping_the_transcript() 
     );
     rig.shutdown().await;
 }
+
+/// Another instance took the call's lease over (as if this one had been cut
+/// off from the database and judged dead): at its next renewal the live
+/// session hears of it and closes the stream without writing, long before
+/// any limit of the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_lease_was_taken_over_closes_its_stream() {
+    let silent = Scenario {
+        name: "silent",
+        host: vec![],
+        agent: vec![],
+        on_system: None,
+        language: None,
+    };
+    let rig = Rig::start(RigOptions {
+        custom_scenario: Some(silent),
+        lease: Some(reservoice::store::LeaseTimings::lasting(
+            Duration::from_secs(2),
+        )),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let id = place(&rig).await;
+    let db = sqlx::SqlitePool::connect(&rig.database_url).await.unwrap();
+    // The session takes the lease once its stream started.
+    let mut holder: Option<String> = None;
+    for _ in 0..100 {
+        holder = sqlx::query_scalar("SELECT holder FROM call_leases WHERE call_id = $1")
+            .bind(&id)
+            .fetch_optional(&db)
+            .await
+            .unwrap();
+        if holder.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(holder.is_some(), "the live call holds its lease");
+    // Another holder, not expired: no reaper touches it, only the renewal
+    // finds it gone.
+    sqlx::query("UPDATE call_leases SET holder = 'another-instance', expires_ms = expires_ms + 600000 WHERE call_id = $1")
+        .bind(&id)
+        .execute(&db)
+        .await
+        .unwrap();
+    let call = rig
+        .phone
+        .wait_ended(&id, Duration::from_secs(15))
+        .await
+        .expect("the call ends well before its 60 s silence limit");
+    assert_eq!(call.ended_by.as_deref(), Some("socket_closed"), "{call:?}");
+    // Closed without a word of its own: no apology redirect.
+    assert!(
+        call.say_texts.iter().all(|t| !t.contains("end the call")),
+        "{call:?}"
+    );
+    db.close().await;
+    rig.shutdown().await;
+}
