@@ -65,11 +65,7 @@ async fn booked_call_records_outcome_and_transcript() {
     assert!(t.len() >= 4, "{t:?}");
     assert_eq!(t[0].speaker, Speaker::Callee);
     assert!(t[0].text.contains("Chez Demo"));
-    let agent: Vec<&str> = t
-        .iter()
-        .filter(|l| l.speaker == Speaker::Agent)
-        .map(|l| l.text.as_str())
-        .collect();
+    let agent = common::said_by(t, Speaker::Agent);
     assert!(agent[0].contains("automated assistant"), "{agent:?}");
     assert!(agent.last().unwrap().contains("Goodbye"));
     assert!(t.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{t:?}");
@@ -178,12 +174,7 @@ async fn alternative_inside_the_window_is_booked() {
         .describe()
         .starts_with("Booked another time: table for 4"));
     assert_eq!(render::exit_code(&record), 0);
-    let callee: Vec<&str> = record
-        .transcript
-        .iter()
-        .filter(|l| l.speaker == Speaker::Callee)
-        .map(|l| l.text.as_str())
-        .collect();
+    let callee = common::said_by(&record.transcript, Speaker::Callee);
     assert!(
         callee.iter().any(|l| l.contains("seven thirty")),
         "{callee:?}"
@@ -258,12 +249,7 @@ async fn barge_in_truncates_to_what_was_heard(rig: Rig) {
     );
 
     // The transcript keeps only the words heard of the interrupted line.
-    let agent: Vec<&str> = record
-        .transcript
-        .iter()
-        .filter(|l| l.speaker == Speaker::Agent)
-        .map(|l| l.text.as_str())
-        .collect();
+    let agent = common::said_by(&record.transcript, Speaker::Agent);
     assert!(agent[0].ends_with('…'), "{agent:?}");
     assert!(agent[0].len() < 60, "{agent:?}");
     rig.shutdown().await;

@@ -374,11 +374,7 @@ async fn second_stream_on_another_instance(database_url: Option<String>) {
     );
     let t = &record.transcript;
     assert!(t.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{t:?}");
-    let agent: Vec<&str> = t
-        .iter()
-        .filter(|l| l.speaker == Speaker::Agent)
-        .map(|l| l.text.as_str())
-        .collect();
+    let agent = common::said_by(t, Speaker::Agent);
     let script = Scenario::menu(&rig.booking);
     let mut expected = vec!["(pressed 2)"];
     expected.extend(script.agent.iter().filter_map(|r| r.say.as_deref()));

@@ -29,6 +29,17 @@ async fn wait_finished(rig: &Rig, id: &str, secs: u64) -> CallRecord {
     }
 }
 
+/// A restaurant that picks up and never says a word.
+fn silent() -> Scenario {
+    Scenario {
+        name: "silent",
+        host: vec![],
+        agent: vec![],
+        on_system: None,
+        language: None,
+    }
+}
+
 async fn place(rig: &Rig) -> String {
     let client = ApiClient::new(&rig.server_url, None).unwrap();
     client
@@ -290,15 +301,8 @@ async fn a_model_dropping_mid_call_is_reconnected_with_the_conversation_so_far()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_ends_the_call_politely() {
-    let silent = Scenario {
-        name: "silent",
-        host: vec![],
-        agent: vec![],
-        on_system: None,
-        language: None,
-    };
     let rig = Rig::start(RigOptions {
-        custom_scenario: Some(silent),
+        custom_scenario: Some(silent()),
         max_silence_secs: 5,
         ..Default::default()
     })
@@ -510,15 +514,8 @@ async fn shutdown_drains_then_ends_live_calls_politely_keeping_the_transcript() 
 /// any limit of the call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_whose_lease_was_taken_over_closes_its_stream() {
-    let silent = Scenario {
-        name: "silent",
-        host: vec![],
-        agent: vec![],
-        on_system: None,
-        language: None,
-    };
     let rig = Rig::start(RigOptions {
-        custom_scenario: Some(silent),
+        custom_scenario: Some(silent()),
         lease: Some(reservoice::store::LeaseTimings::lasting(
             Duration::from_secs(2),
         )),

@@ -150,8 +150,8 @@ async fn rejoin(
     }
 }
 
-async fn wait_for_start(rx: &mut WebSocket, bad_frames: &mut u64) -> Option<ts::Start> {
-    while let Some(msg) = rx.next().await {
+async fn wait_for_start(socket: &mut WebSocket, bad_frames: &mut u64) -> Option<ts::Start> {
+    while let Some(msg) = socket.next().await {
         let Ok(Message::Text(text)) = msg else {
             match msg {
                 Ok(Message::Close(_)) | Err(_) => return None,

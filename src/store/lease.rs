@@ -101,9 +101,7 @@ impl LeaseGuard {
     /// instance dead); the call should then end. Never resolves otherwise,
     /// even once the keeper has stopped (the store closed).
     pub async fn lost(&mut self) {
-        if self.lost.wait_for(|lost| *lost).await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        self.when_lost().await;
     }
 
     /// [`LeaseGuard::lost`] as a future that owns what it watches, so a

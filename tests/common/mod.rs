@@ -63,6 +63,19 @@ pub async fn wait_for(
     }
 }
 
+/// The lines `speaker` said, in order.
+#[allow(dead_code)] // not every test binary reads transcripts
+pub fn said_by(
+    transcript: &[reservoice::domain::TranscriptLine],
+    speaker: reservoice::domain::Speaker,
+) -> Vec<&str> {
+    transcript
+        .iter()
+        .filter(|l| l.speaker == speaker)
+        .map(|l| l.text.as_str())
+        .collect()
+}
+
 /// The transcript says exactly what was said, once, in order: the host's
 /// lines as the telephone played them (`call`), the agent's as `script` has
 /// them, on a clock that never goes back.
@@ -73,24 +86,14 @@ pub fn assert_everything_said_is_written(
     record: &CallRecord,
 ) {
     use reservoice::domain::Speaker;
-    let callee: Vec<&str> = record
-        .transcript
-        .iter()
-        .filter(|l| l.speaker == Speaker::Callee)
-        .map(|l| l.text.as_str())
-        .collect();
+    let callee = said_by(&record.transcript, Speaker::Callee);
     let host: Vec<&str> = call
         .host_lines_spoken
         .iter()
         .map(|c| reservoice::sim::scenario::clip_text(c))
         .collect();
     assert_eq!(callee, host, "every host line, once, in order");
-    let agent: Vec<&str> = record
-        .transcript
-        .iter()
-        .filter(|l| l.speaker == Speaker::Agent)
-        .map(|l| l.text.as_str())
-        .collect();
+    let agent = said_by(&record.transcript, Speaker::Agent);
     let said: Vec<&str> = script
         .agent
         .iter()
