@@ -58,7 +58,7 @@ if [ "$only" != floor ]; then
   OPENAI_REALTIME_URL=ws://127.0.0.1:$rt_port/v1/realtime OPENAI_API_KEY=bench \
   TWILIO_ACCOUNT_SID=ACbe0c0000000000000000000000000000 TWILIO_AUTH_TOKEN=$token \
   TWILIO_FROM_NUMBER=+12125550100 TWILIO_API_BASE=http://127.0.0.1:$tw_port \
-  RESERVOICE_DATA_DIR=$data RUST_LOG=warn \
+  RESERVOICE_DATA_DIR=$data RUST_LOG=${SERVER_LOG:-warn} \
     taskset -c "$server_core" "$server_bin" serve >"$out/serve.log" 2>&1 &
   server=$!; children+=("$server")
   set +e

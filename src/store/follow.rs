@@ -8,11 +8,12 @@
 //! arrives exactly like one written here. On SQLite, where other processes
 //! cannot announce their changes, it also reads the store every second.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::Stream;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, Instrument};
 
 use super::events::{CallEvent, News, Subscription};
 use super::{CallStore, StoreError};
@@ -197,16 +198,53 @@ async fn catch_up(
     Ok((events, None))
 }
 
-/// How often a session on SQLite reads the answering-machine verdict (the
-/// callback may reach another process).
+/// How often, on SQLite, the calls of a process waiting for their
+/// answering-machine verdict are read (the callback may reach another
+/// process, whose news this one does not hear).
 pub const SQLITE_VERDICT_POLL: Duration = Duration::from_millis(500);
+/// Most calls one verdict read names (SQLite allows 32 766 parameters).
+const VERDICT_READ_BATCH: usize = 500;
+
+/// The calls of this process waiting for a verdict on SQLite: read together,
+/// one statement per [`SQLITE_VERDICT_POLL`] for all of them, by one task
+/// that runs while any waits. (It was one statement per call per period:
+/// at 500 calls, 1 000 statements a second on SQLite's threads, the largest
+/// cost of a live call in the profile, docs/PERFORMANCE.md.)
+#[derive(Debug, Default)]
+pub(crate) struct AwaitedVerdicts {
+    /// Each waiting call, with how many wait for it.
+    calls: HashMap<String, usize>,
+    /// Whether the reading task is running.
+    reading: bool,
+    /// Statements the reading task ran (what a test can count).
+    reads: u64,
+}
+
+/// A call's place among the awaited verdicts, given up when dropped.
+struct AwaitingVerdict {
+    store: CallStore,
+    id: String,
+}
+
+impl Drop for AwaitingVerdict {
+    fn drop(&mut self) {
+        let mut awaited = self.store.awaited_verdicts();
+        if let Some(n) = awaited.calls.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                awaited.calls.remove(&self.id);
+            }
+        }
+    }
+}
 
 impl CallStore {
     /// Wait for call `id`'s answering-machine verdict, whichever instance
     /// received Twilio's callback;
     /// `None` if none came within `give_up`. On PostgreSQL the verdict's
-    /// notification wakes the waiter; on SQLite it reads the store every
-    /// [`SQLITE_VERDICT_POLL`].
+    /// notification wakes the waiter; on SQLite this process's news does,
+    /// and the process reads all its waiting calls' verdicts every
+    /// [`SQLITE_VERDICT_POLL`] for those another process wrote.
     pub async fn answered_by_verdict(
         &self,
         id: &str,
@@ -214,11 +252,7 @@ impl CallStore {
     ) -> Option<crate::domain::AnsweredBy> {
         let deadline = tokio::time::Instant::now() + give_up;
         let mut news = self.hub.subscribe(id);
-        let mut poll = self.polls_for_news().then(|| {
-            let mut t = tokio::time::interval(SQLITE_VERDICT_POLL);
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            t
-        });
+        let _awaiting = self.polls_for_news().then(|| self.await_verdict(id));
         let mut read = true;
         loop {
             if read {
@@ -230,9 +264,72 @@ impl CallStore {
             }
             read = tokio::select! {
                 n = news.recv() => matches!(n, News::AnsweredBy | News::Resync),
-                _ = tick(&mut poll) => true,
                 _ = tokio::time::sleep_until(deadline) => return None,
             };
+        }
+    }
+
+    pub(crate) fn awaited_verdicts(&self) -> std::sync::MutexGuard<'_, AwaitedVerdicts> {
+        // A panic while holding this lock leaves nothing half-done.
+        self.shared
+            .verdicts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Statements this process ran to read awaited verdicts (SQLite).
+    pub fn verdict_reads(&self) -> u64 {
+        self.awaited_verdicts().reads
+    }
+
+    /// Put call `id` among the awaited verdicts (starting the reader if it
+    /// is not running) until the returned guard is dropped.
+    fn await_verdict(&self, id: &str) -> AwaitingVerdict {
+        let start = {
+            let mut awaited = self.awaited_verdicts();
+            *awaited.calls.entry(id.to_string()).or_insert(0) += 1;
+            !std::mem::replace(&mut awaited.reading, true)
+        };
+        if start {
+            let store = self.clone();
+            tokio::spawn(async move { store.read_verdicts().await }.in_current_span());
+        }
+        AwaitingVerdict {
+            store: self.clone(),
+            id: id.to_string(),
+        }
+    }
+
+    /// Every [`SQLITE_VERDICT_POLL`], read which awaited calls have a verdict
+    /// and tell their waiters; stop once none waits (or the store closed).
+    async fn read_verdicts(self) {
+        let mut every = tokio::time::interval(SQLITE_VERDICT_POLL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await; // the first tick is now: each waiter read once itself
+        loop {
+            let stopped = tokio::select! {
+                _ = every.tick() => false,
+                _ = self.shared.stop.cancelled() => true,
+            };
+            let ids: Vec<String> = {
+                let mut awaited = self.awaited_verdicts();
+                if stopped || awaited.calls.is_empty() {
+                    awaited.reading = false;
+                    return;
+                }
+                awaited.calls.keys().cloned().collect()
+            };
+            for batch in ids.chunks(VERDICT_READ_BATCH) {
+                self.awaited_verdicts().reads += 1;
+                match self.calls_with_a_verdict(batch).await {
+                    Ok(found) => {
+                        for id in found {
+                            self.hub.publish(&id, News::AnsweredBy);
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "cannot read the awaited verdicts yet"),
+                }
+            }
         }
     }
 }

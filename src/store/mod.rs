@@ -172,6 +172,8 @@ struct Shared {
     tasks: tokio_util::task::TaskTracker,
     /// The leases this instance holds, renewed together (`lease.rs`).
     leases: std::sync::Mutex<lease::Held>,
+    /// The calls waiting for their answering-machine verdict (`follow.rs`).
+    verdicts: std::sync::Mutex<follow::AwaitedVerdicts>,
 }
 
 impl std::fmt::Debug for CallStore {
@@ -300,6 +302,7 @@ impl CallStore {
                 stop,
                 tasks: tokio_util::task::TaskTracker::new(),
                 leases: std::sync::Mutex::new(lease::Held::default()),
+                verdicts: std::sync::Mutex::new(follow::AwaitedVerdicts::default()),
             }),
         })
     }
@@ -744,6 +747,35 @@ impl CallStore {
         .map_err(db("recording who answered"))?;
         self.announce(id, News::AnsweredBy);
         Ok(())
+    }
+
+    /// Which of calls `ids` have an answering-machine verdict: one statement
+    /// for all of them.
+    pub(crate) async fn calls_with_a_verdict(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql =
+            String::from("SELECT id FROM calls WHERE answered_by IS NOT NULL AND id IN (");
+        for n in 1..=ids.len() {
+            if n > 1 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+        with_db!(&self.db, pool => {
+            let mut query = sqlx::query_scalar(&sql);
+            for id in ids {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await
+        })
+        .map_err(db("reading which calls have a verdict"))
     }
 
     /// Who answered, per AMD, if reported yet.
@@ -1258,6 +1290,51 @@ mod tests {
                 .await,
             None
         );
+        // Many calls waiting on one instance, their verdicts written by
+        // another: each gets its own; on SQLite the waiting instance reads
+        // them together, one statement a period, not one per call.
+        let ids: Vec<String> = (0..40).map(|n| format!("CA8w{n}")).collect();
+        for id in &ids {
+            live_call(&a, id).await;
+        }
+        let reads_before = other.verdict_reads();
+        let waiters: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (other, id) = (other.clone(), id.clone());
+                tokio::spawn(async move {
+                    other
+                        .answered_by_verdict(&id, Duration::from_secs(20))
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        for (n, id) in ids.iter().enumerate() {
+            let who = if n % 2 == 0 {
+                AnsweredBy::Human
+            } else {
+                AnsweredBy::MachineEndSilence
+            };
+            a.set_answered_by(id, who).await.unwrap();
+        }
+        for (n, waiter) in waiters.into_iter().enumerate() {
+            let want = if n % 2 == 0 {
+                AnsweredBy::Human
+            } else {
+                AnsweredBy::MachineEndSilence
+            };
+            assert_eq!(waiter.await.unwrap(), Some(want), "call {n}");
+        }
+        let reads = other.verdict_reads() - reads_before;
+        if other.is_postgres() {
+            assert_eq!(reads, 0, "PostgreSQL announces verdicts: nothing to read");
+        } else {
+            assert!(
+                (2..=8).contains(&reads),
+                "{reads} verdict reads for 40 calls waiting about four periods"
+            );
+        }
     }
 
     /// Wait until `reaper` reaps something (at most 20 s).
