@@ -19,6 +19,7 @@ mod db;
 mod events;
 mod follow;
 mod lease;
+mod lines;
 mod news;
 mod page;
 pub mod scratch;
@@ -37,6 +38,7 @@ use db::{with_db, Db, LockCall};
 pub use events::{CallEvent, EventHub, News, Subscription};
 pub use follow::{Followed, SQLITE_POLL};
 pub use lease::{LeaseGuard, LeaseTimings, ReapedCall};
+pub use lines::LINE_BATCH_WINDOW;
 pub use page::{CallPage, ListedCall, PageCursor};
 pub use writer::{spawn_writer, CallWrite, RETRY_WRITES_FOR};
 
@@ -174,6 +176,8 @@ struct Shared {
     leases: std::sync::Mutex<lease::Held>,
     /// The calls waiting for their answering-machine verdict (`follow.rs`).
     verdicts: std::sync::Mutex<follow::AwaitedVerdicts>,
+    /// Transcript lines waiting to be written together (`lines.rs`).
+    lines: std::sync::Mutex<lines::LineQueue>,
 }
 
 impl std::fmt::Debug for CallStore {
@@ -303,6 +307,7 @@ impl CallStore {
                 tasks: tokio_util::task::TaskTracker::new(),
                 leases: std::sync::Mutex::new(lease::Held::default()),
                 verdicts: std::sync::Mutex::new(follow::AwaitedVerdicts::default()),
+                lines: std::sync::Mutex::new(lines::LineQueue::default()),
             }),
         })
     }
@@ -647,36 +652,6 @@ impl CallStore {
         Ok(seq)
     }
 
-    /// Write transcript line `seq` (from 1) unless it is already there:
-    /// writing the same line twice (a retry after a lost answer) changes
-    /// nothing. Returns `false` when a different line holds `seq`.
-    pub async fn put_line(
-        &self,
-        id: &str,
-        seq: u64,
-        line: &TranscriptLine,
-    ) -> Result<bool, StoreError> {
-        let inserted = with_db!(&self.db, pool => {
-            sqlx::query("INSERT INTO transcript_lines (call_id, seq, speaker, text, at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (call_id, seq) DO NOTHING")
-                .bind(id)
-                .bind(seq as i64)
-                .bind(speaker_name(line.speaker))
-                .bind(&line.text)
-                .bind(line.at_ms as i64)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })
-        .map_err(db("adding a transcript line"))?
-            > 0;
-        if inserted {
-            self.announce(id, News::Line(seq));
-            return Ok(true);
-        }
-        let held = self.lines_after(id, seq.saturating_sub(1)).await?;
-        Ok(held.first().is_some_and(|(s, l)| *s == seq && l == line))
-    }
-
     /// Record the outcome: a report replaces what is there; a fallback keeps
     /// an outcome already reported (anything but `in_progress`). Returns
     /// whether it was written.
@@ -906,6 +881,7 @@ mod tests {
         a_renewed_lease_is_never_reaped,
         a_holder_hears_that_its_lease_was_taken,
         the_writer_keeps_the_order_of_what_was_said,
+        the_lines_of_many_calls_are_written_together,
         a_calls_newest_stream_is_claimed_once_and_never_goes_back,
     );
 
@@ -1507,6 +1483,52 @@ mod tests {
         assert_eq!(texts, want);
         assert_eq!(r.outcome.unwrap().status, OutcomeStatus::Booked);
         assert_eq!(r.error.as_deref(), Some("a hiccup"));
+    }
+
+    async fn the_lines_of_many_calls_are_written_together(b: &Backend) {
+        let s = b.open().await;
+        let calls: Vec<String> = (0..30).map(|n| format!("CA14c{n}")).collect();
+        for id in &calls {
+            live_call(&s, id).await;
+        }
+        // A different line already holds the first call's line 1: the batch
+        // that meets it says so for that line alone.
+        s.add_line(&calls[0], &line(Speaker::Callee, "first", 1))
+            .await
+            .unwrap();
+        let before = s.line_statements();
+        let writers: Vec<_> = calls
+            .iter()
+            .map(|id| {
+                let (s, id) = (s.clone(), id.clone());
+                tokio::spawn(async move {
+                    let mut answers = Vec::new();
+                    for n in 1..=5u64 {
+                        let said = line(Speaker::Agent, &format!("{id} {n}"), n);
+                        answers.push(s.put_line(&id, n, &said).await.unwrap());
+                    }
+                    answers
+                })
+            })
+            .collect();
+        for (i, writer) in writers.into_iter().enumerate() {
+            let answers = writer.await.unwrap();
+            assert_eq!(answers, vec![i != 0, true, true, true, true], "call {i}");
+        }
+        let statements = s.line_statements() - before;
+        assert!(
+            (1..=30).contains(&statements),
+            "{statements} statements for the 150 lines of 30 calls"
+        );
+        for (i, id) in calls.iter().enumerate() {
+            let r = s.get(id).await.unwrap().unwrap();
+            let texts: Vec<String> = r.transcript.iter().map(|l| l.text.clone()).collect();
+            let mut want: Vec<String> = (1..=5).map(|n| format!("{id} {n}")).collect();
+            if i == 0 {
+                want[0] = "first".into();
+            }
+            assert_eq!(texts, want, "call {i}");
+        }
     }
 
     #[tokio::test]
