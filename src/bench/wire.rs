@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(frame[FRAME_BYTES - 1], 0xFF);
         // The header leaves a quiet frame quiet; speech is loud.
         let level = crate::audio::mulaw::rms;
-        assert!(level(&frame) < crate::call::joining::LOUD_RMS / 2.0);
+        assert!(level(&frame) < crate::call::joining::STILL_RMS);
         let speech = FrameHeader {
             kind: FrameKind::Speech,
             ..h

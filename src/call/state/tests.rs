@@ -1336,7 +1336,7 @@ fn frames_are_joined_into_one_append_per_append_ms() {
 }
 
 #[test]
-fn safe_joining_sends_the_turn_window_frame_by_frame_then_joins() {
+fn safe_joining_sends_the_turn_window_frame_by_frame_and_joins_the_rest() {
     let mut out = Vec::new();
     let t0 = Instant::now();
     let setup = CallSetup {
@@ -1349,7 +1349,7 @@ fn safe_joining_sends_the_turn_window_frame_by_frame_then_joins() {
     };
     let mut call = CallState::new(setup, t0);
     let mut per_frame = Vec::new();
-    for n in 0..50u64 {
+    for n in 0..100u64 {
         let f = frame(&In::Media(n * 20)).unwrap();
         call.handle(Input::Twilio(&f), t0, &mut out);
         per_frame.push(
@@ -1358,10 +1358,14 @@ fn safe_joining_sends_the_turn_window_frame_by_frame_then_joins() {
                 .count(),
         );
     }
-    // Silence: the model's turn window (800 ms, 40 frames) frame by frame,
-    // then one append per five frames.
-    assert_eq!(&per_frame[..40], &[1; 40]);
-    assert_eq!(&per_frame[40..], &[0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+    // Silence: its first 400 ms one append per five frames, then where the
+    // model's 600 ms window may close (400 to 800 ms) frame by frame, then
+    // (a still line) one append per second.
+    let joined = [0, 0, 0, 0, 1];
+    assert_eq!(&per_frame[..20], &joined.repeat(4)[..]);
+    assert_eq!(&per_frame[20..40], &[1; 20]);
+    assert_eq!(per_frame[40..].iter().sum::<usize>(), 1);
+    assert_eq!(per_frame[89], 1, "the 50th frame past the window");
 }
 
 #[test]
