@@ -22,6 +22,10 @@
 //!   wait;
 //! - speech that goes on, and the start of a silence, are joined up to
 //!   `append_ms` per append;
+//! - once the model has announced its decision (`speech_started`: it heard
+//!   the speech start, [`Joiner::model_heard_speech`]; `speech_stopped`:
+//!   the turn is over, [`Joiner::model_ended_the_turn`]), the rest of that
+//!   onset or window decides nothing more, and is joined too;
 //! - a silence past the turn window is joined up to [`STILL_HOLD_MS`] while
 //!   the line is still ([`STILL_RMS`]: nobody talking near the phone), and
 //!   up to `append_ms` while it is merely quiet. Nothing is decided from it:
@@ -133,6 +137,21 @@ impl Joiner {
         rt::input_audio_append_bytes(&self.held, &mut append);
         self.held.clear();
         Ok(Some(append))
+    }
+
+    /// The model heard the callee start talking (`speech_started`): its
+    /// decision is made, so the rest of this speech's onset may wait.
+    pub fn model_heard_speech(&mut self) {
+        self.talk_ms = self.talk_ms.max(ONSET_MS);
+    }
+
+    /// The model ended the callee's turn (`speech_stopped`): its window
+    /// closed, so the rest of this silence's window may wait. Speech after
+    /// it is a new start.
+    pub fn model_ended_the_turn(&mut self) {
+        if self.quiet_ms > 0 {
+            self.quiet_ms = self.quiet_ms.max(TURN_WINDOW_MS);
+        }
     }
 
     /// Classify the frame at `held[from..]`: how many bytes may be held
@@ -250,6 +269,31 @@ mod tests {
     }
 
     #[test]
+    fn once_the_model_has_decided_the_rest_of_the_onset_or_window_is_joined() {
+        let mut j = Joiner::new(100, AppendJoin::Safe);
+        play(&mut j, &[(STILL, 60)]); // twenty still frames held past the window
+                                      // A speech start goes out frame by frame until the model says it
+                                      // heard it; then the rest of the onset is joined.
+        assert_eq!(play(&mut j, &[(LOUD, 3)]), vec![21, 1, 1]);
+        j.model_heard_speech();
+        assert_eq!(play(&mut j, &[(LOUD, 10)]), vec![5, 5]);
+        // The window goes out frame by frame until the model ends the turn.
+        let sent = play(&mut j, &[(STILL, 25)]);
+        assert_eq!(sent, [vec![5, 5, 5, 5], ones(5)].concat());
+        j.model_ended_the_turn();
+        assert_eq!(play(&mut j, &[(STILL, 49)]), Vec::<usize>::new());
+        assert_eq!(play(&mut j, &[(STILL, 1)]), vec![50]);
+        // The next speech is a new start.
+        assert_eq!(play(&mut j, &[(LOUD, 2)]), vec![1, 1]);
+        // The model's word does not end a window the bridge calls speech.
+        let mut j = Joiner::new(100, AppendJoin::Safe);
+        play(&mut j, &[(LOUD, 25)]);
+        j.model_ended_the_turn();
+        assert_eq!(play(&mut j, &[(STILL, 20)]), vec![5, 5, 5, 5]);
+        assert_eq!(play(&mut j, &[(STILL, 2)]), vec![1, 1]);
+    }
+
+    #[test]
     fn a_quiet_line_that_is_not_still_is_joined_only_up_to_append_ms() {
         let mut j = Joiner::new(100, AppendJoin::Safe);
         play(&mut j, &[(NOISE, 40)]); // through the turn window
@@ -264,8 +308,8 @@ mod tests {
     fn a_short_pause_does_not_restart_the_speech_but_a_longer_one_does() {
         let mut j = Joiner::new(100, AppendJoin::Safe);
         play(&mut j, &[(LOUD, 25)]); // past the onset
-        // A 200 ms pause is joined like the speech around it (the window
-        // opens at 400 ms), and the speech goes on: still joined.
+                                     // A 200 ms pause is joined like the speech around it (the window
+                                     // opens at 400 ms), and the speech goes on: still joined.
         assert_eq!(play(&mut j, &[(STILL, 10)]), vec![5, 5]);
         assert_eq!(play(&mut j, &[(LOUD, 5)]), vec![5]);
         // A 300 ms pause: the next speech is a new start, frame by frame.

@@ -777,13 +777,21 @@ impl CallState {
             } => {
                 self.last_activity = now;
                 self.greeting_over();
+                if let Some(joiner) = &mut self.inbound {
+                    joiner.model_heard_speech();
+                }
                 self.callee_started_at.insert(
                     item_id.into_owned(),
                     self.model_clock_offset_ms + audio_start_ms,
                 );
                 self.barge_in(out);
             }
-            ServerEvent::SpeechStopped { .. } => self.last_activity = now,
+            ServerEvent::SpeechStopped { .. } => {
+                self.last_activity = now;
+                if let Some(joiner) = &mut self.inbound {
+                    joiner.model_ended_the_turn();
+                }
+            }
             ServerEvent::InputTranscriptionCompleted {
                 item_id,
                 transcript,

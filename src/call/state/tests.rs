@@ -1391,3 +1391,56 @@ fn marks_every_200_ms_and_at_the_end_of_the_item_keep_the_barge_in_exact() {
         ],
     );
 }
+
+#[test]
+fn the_models_speech_events_end_the_frame_by_frame_stretches() {
+    let mut out = Vec::new();
+    let t0 = Instant::now();
+    let setup = CallSetup {
+        timings: CallTimings {
+            append_ms: 100,
+            append_join: crate::config::AppendJoin::Safe,
+            ..CallTimings::default()
+        },
+        ..setup()
+    };
+    let mut call = CallState::new(setup, t0);
+    // A loud 20 ms frame (a square wave at about -15 dBFS).
+    let loud = base64::engine::general_purpose::STANDARD.encode(
+        (0..160)
+            .map(|i| crate::audio::mulaw::encode(if i % 8 < 4 { 6000 } else { -6000 }))
+            .collect::<Vec<u8>>(),
+    );
+    let appends = |call: &mut CallState, n: u64, from: u64, loud_audio: bool| {
+        let mut out = Vec::new();
+        let mut per_frame = Vec::new();
+        for k in 0..n {
+            let ts = (from + k) * 20;
+            let f = if loud_audio {
+                json!({"event": "media", "streamSid": SID, "media": {"timestamp": ts.to_string(), "payload": loud}})
+                    .to_string()
+            } else {
+                frame(&In::Media(ts)).unwrap()
+            };
+            call.handle(Input::Twilio(&f), t0, &mut out);
+            per_frame.push(
+                out.drain(..)
+                    .filter(|a| matches!(a, Action::Model(_)))
+                    .count(),
+            );
+        }
+        per_frame
+    };
+    // Speech: frame by frame until the model says it heard it, then joined.
+    assert_eq!(appends(&mut call, 3, 0, true), [1, 1, 1]);
+    let started = frame(&In::SpeechStarted("item_c1", 0)).unwrap();
+    call.handle(Input::Model(&started), t0, &mut out);
+    assert_eq!(appends(&mut call, 10, 3, true).iter().sum::<usize>(), 2);
+    // The silence after it: frame by frame from 400 ms until the model
+    // ends the turn, then a still line is held.
+    let sent = appends(&mut call, 25, 13, false);
+    assert_eq!(&sent[19..], &[1; 6]);
+    let stopped = frame(&In::SpeechStopped("item_c1")).unwrap();
+    call.handle(Input::Model(&stopped), t0, &mut out);
+    assert_eq!(appends(&mut call, 20, 38, false), [0; 20]);
+}
