@@ -44,7 +44,8 @@
 //! - [`audio`]: mu-law, keypad keys and their tones, call recordings.
 //! - [`store`]: the call store (SQLite, or PostgreSQL shared by several
 //!   instances), live call news and following, the ordered writer of a live
-//!   call, and leases that let a survivor finish a dead instance's calls.
+//!   call (its transcript lines written with every other call's, one
+//!   statement per 50 ms at most), and leases that let a survivor finish a dead instance's calls.
 //! - [`server`]: the HTTP surface, built by [`server::Application::build`] for
 //!   `serve`, `demo` and the tests alike.
 //! - [`web`]: the web page at `/`: every call, one call live (transcript,
