@@ -1335,19 +1335,23 @@ fn frames_are_joined_into_one_append_per_append_ms() {
     assert_eq!(call.bad_frames(), 1);
 }
 
-#[test]
-fn safe_joining_sends_the_turn_window_frame_by_frame_and_joins_the_rest() {
-    let mut out = Vec::new();
-    let t0 = Instant::now();
-    let setup = CallSetup {
+/// The default joining: appends of up to 100 ms where the model decides nothing.
+fn safe_joining() -> CallSetup {
+    CallSetup {
         timings: CallTimings {
             append_ms: 100,
             append_join: crate::config::AppendJoin::Safe,
             ..CallTimings::default()
         },
         ..setup()
-    };
-    let mut call = CallState::new(setup, t0);
+    }
+}
+
+#[test]
+fn safe_joining_sends_the_turn_window_frame_by_frame_and_joins_the_rest() {
+    let mut out = Vec::new();
+    let t0 = Instant::now();
+    let mut call = CallState::new(safe_joining(), t0);
     let mut per_frame = Vec::new();
     for n in 0..100u64 {
         let f = frame(&In::Media(n * 20)).unwrap();
@@ -1396,15 +1400,7 @@ fn marks_every_200_ms_and_at_the_end_of_the_item_keep_the_barge_in_exact() {
 fn the_models_speech_events_end_the_frame_by_frame_stretches() {
     let mut out = Vec::new();
     let t0 = Instant::now();
-    let setup = CallSetup {
-        timings: CallTimings {
-            append_ms: 100,
-            append_join: crate::config::AppendJoin::Safe,
-            ..CallTimings::default()
-        },
-        ..setup()
-    };
-    let mut call = CallState::new(setup, t0);
+    let mut call = CallState::new(safe_joining(), t0);
     // A loud 20 ms frame (a square wave at about -15 dBFS).
     let loud = base64::engine::general_purpose::STANDARD.encode(
         (0..160)
