@@ -167,7 +167,7 @@ pub struct CallTimings {
 
 /// Default of [`CallTimings::append_ms`]: up to 100 ms per append, joined
 /// only where the model decides nothing from the audio ([`AppendJoin::Safe`]):
-/// 2.6× fewer appends in a conversation, none later where it matters.
+/// about 6× fewer appends in a conversation, none later where it matters.
 pub const DEFAULT_APPEND_MS: u64 = 100;
 /// Default of [`CallTimings::mark_ms`]: a mark per 200 ms of agent audio
 /// (and at the end of each item); between marks the playback position is
@@ -193,9 +193,11 @@ impl Default for CallTimings {
 /// (`RESERVOICE_APPEND_JOIN`; `call::joining` has the rules).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum AppendJoin {
-    /// Only frames the model decides nothing from: speech past its first
-    /// 400 ms and silence past the model's turn window. Speech starts
-    /// (barge-in) and turn ends reach the model as soon as with 20 ms appends.
+    /// Only frames the model decides nothing from: not a speech start
+    /// (until the model's `speech_started`), not the silence where the
+    /// model's turn window may close (until its `speech_stopped`); a still
+    /// line past the window waits up to a second. Speech starts (barge-in)
+    /// and turn ends reach the model as soon as with 20 ms appends.
     #[default]
     Safe,
     /// Every frame: each append waits for `RESERVOICE_APPEND_MS` of audio, so
@@ -405,7 +407,7 @@ pub struct SettingsArgs {
     /// Most milliseconds of the callee's audio per message to the model (20..=100): Twilio's 20 ms frames are joined where the model decides nothing from them (see --append-join)
     #[arg(long, env = "RESERVOICE_APPEND_MS", default_value_t = DEFAULT_APPEND_MS, value_parser = clap::value_parser!(u64).range(20..=100))]
     pub append_ms: u64,
-    /// Which frames may wait to be joined: safe (not the start of speech, not the silence that may end a turn) or always (every frame waits, the model hears everything later)
+    /// Which frames may wait to be joined: safe (not a speech start, not the silence where a turn may end, until the model has decided) or always (every frame waits, the model hears everything later)
     #[arg(long, env = "RESERVOICE_APPEND_JOIN", value_enum, default_value_t = AppendJoin::Safe)]
     pub append_join: AppendJoin,
     /// Milliseconds of agent audio between two Twilio marks (0: a mark after every model audio delta); barge-in stays exact either way
