@@ -271,9 +271,10 @@ mod tests {
     #[test]
     fn once_the_model_has_decided_the_rest_of_the_onset_or_window_is_joined() {
         let mut j = Joiner::new(100, AppendJoin::Safe);
-        play(&mut j, &[(STILL, 60)]); // twenty still frames held past the window
-                                      // A speech start goes out frame by frame until the model says it
-                                      // heard it; then the rest of the onset is joined.
+        // Twenty still frames held past the window.
+        play(&mut j, &[(STILL, 60)]);
+        // A speech start goes out frame by frame until the model says it
+        // heard it; then the rest of the onset is joined.
         assert_eq!(play(&mut j, &[(LOUD, 3)]), vec![21, 1, 1]);
         j.model_heard_speech();
         assert_eq!(play(&mut j, &[(LOUD, 10)]), vec![5, 5]);
@@ -307,9 +308,10 @@ mod tests {
     #[test]
     fn a_short_pause_does_not_restart_the_speech_but_a_longer_one_does() {
         let mut j = Joiner::new(100, AppendJoin::Safe);
-        play(&mut j, &[(LOUD, 25)]); // past the onset
-                                     // A 200 ms pause is joined like the speech around it (the window
-                                     // opens at 400 ms), and the speech goes on: still joined.
+        // Past the onset.
+        play(&mut j, &[(LOUD, 25)]);
+        // A 200 ms pause is joined like the speech around it (the window
+        // opens at 400 ms), and the speech goes on: still joined.
         assert_eq!(play(&mut j, &[(STILL, 10)]), vec![5, 5]);
         assert_eq!(play(&mut j, &[(LOUD, 5)]), vec![5]);
         // A 300 ms pause: the next speech is a new start, frame by frame.

@@ -7,8 +7,8 @@
 //! news ([`CallStore::answered_by_verdict`]): on PostgreSQL the verdict's
 //! notification wakes it, whichever instance wrote it; on SQLite (one machine)
 //! this process's news does, and the process reads the verdicts of all its
-//! waiting calls in one statement every half second (for another process's). Memory shared between
-//! requests is never relied on. What the call does with the verdict is the
+//! waiting calls in one statement every half second (for another process's).
+//! Memory shared between requests is never relied on. What the call does with the verdict is the
 //! core's decision (`state.rs`); what the agent leaves after the beep is
 //! written in `agent/brief.rs`.
 

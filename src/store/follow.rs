@@ -270,11 +270,7 @@ impl CallStore {
     }
 
     pub(crate) fn awaited_verdicts(&self) -> std::sync::MutexGuard<'_, AwaitedVerdicts> {
-        // A panic while holding this lock leaves nothing half-done.
-        self.shared
-            .verdicts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        super::lock(&self.shared.verdicts)
     }
 
     /// Statements this process ran to read awaited verdicts (SQLite).

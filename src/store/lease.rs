@@ -167,11 +167,7 @@ impl CallStore {
     }
 
     pub(crate) fn held(&self) -> std::sync::MutexGuard<'_, Held> {
-        // A panic while holding this lock leaves nothing half-done.
-        self.shared
-            .leases
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        super::lock(&self.shared.leases)
     }
 
     async fn keep_lease(

@@ -101,11 +101,7 @@ impl CallStore {
     }
 
     fn line_queue(&self) -> std::sync::MutexGuard<'_, LineQueue> {
-        // A panic while holding this lock leaves nothing half-done.
-        self.shared
-            .lines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        super::lock(&self.shared.lines)
     }
 
     /// Write what is queued, then again once [`LINE_BATCH_WINDOW`] has
@@ -135,18 +131,12 @@ impl CallStore {
             "INSERT INTO transcript_lines (call_id, seq, speaker, text, at_ms) VALUES ",
         );
         for n in 0..batch.len() {
-            let p = 5 * n;
             if n > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5
-            ));
+            sql.push('(');
+            super::push_placeholders(&mut sql, 5 * n + 1, 5);
+            sql.push(')');
         }
         sql.push_str(" ON CONFLICT (call_id, seq) DO NOTHING RETURNING call_id, seq");
         let inserted: Result<Vec<(String, i64)>, _> = with_db!(&self.db, pool => {

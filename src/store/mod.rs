@@ -128,6 +128,27 @@ impl StoreError {
     }
 }
 
+/// Lock one of the store's in-memory queues (leases held, verdicts
+/// awaited, lines to write). A panic while holding one leaves nothing
+/// half-done, so a poisoned lock is used as it is.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Append `$first, $first+1, …` (`count` numbered placeholders) to `sql`:
+/// statements whose number of values is known only when they run.
+fn push_placeholders(sql: &mut String, first: usize, count: usize) {
+    use std::fmt::Write;
+    for n in first..first + count {
+        if n > first {
+            sql.push_str(", ");
+        }
+        let _ = write!(sql, "${n}");
+    }
+}
+
 fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Database { context, source }
 }
@@ -735,13 +756,7 @@ impl CallStore {
         }
         let mut sql =
             String::from("SELECT id FROM calls WHERE answered_by IS NOT NULL AND id IN (");
-        for n in 1..=ids.len() {
-            if n > 1 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&n.to_string());
-        }
+        push_placeholders(&mut sql, 1, ids.len());
         sql.push(')');
         with_db!(&self.db, pool => {
             let mut query = sqlx::query_scalar(&sql);
